@@ -1,0 +1,109 @@
+//! The catalog: restaurants and their menus.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{MenuItemId, RestaurantId};
+
+/// A point on the map (WGS 84 degrees).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Location {
+    pub lat: f64,
+    pub lng: f64,
+}
+
+impl Location {
+    /// Whether both coordinates are finite and within their ranges.
+    pub fn is_valid(&self) -> bool {
+        self.lat.is_finite()
+            && self.lng.is_finite()
+            && (-90.0..=90.0).contains(&self.lat)
+            && (-180.0..=180.0).contains(&self.lng)
+    }
+}
+
+/// A restaurant as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Restaurant {
+    pub id: RestaurantId,
+    pub name: String,
+    pub cuisine: String,
+    pub address: String,
+    pub location: Location,
+    pub open: bool,
+    /// Whether new orders are accepted without the owner's action.
+    pub auto_accept: bool,
+}
+
+/// A restaurant with its menu.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RestaurantDetail {
+    #[serde(flatten)]
+    pub restaurant: Restaurant,
+    pub menu: Vec<MenuItem>,
+}
+
+/// One item on a menu.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MenuItem {
+    pub id: MenuItemId,
+    pub name: String,
+    pub description: String,
+    pub price_cents: i64,
+    pub available: bool,
+    /// Units left; `null` means unlimited.
+    pub stock: Option<i64>,
+}
+
+/// `POST /restaurants`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewRestaurant {
+    pub name: String,
+    pub cuisine: String,
+    pub address: String,
+    pub location: Location,
+    #[serde(default)]
+    pub auto_accept: Option<bool>,
+}
+
+/// `POST /restaurants/{id}/menu`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewMenuItem {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub price_cents: i64,
+    #[serde(default)]
+    pub available: Option<bool>,
+    /// Units in stock; absent or `null` means unlimited.
+    #[serde(default)]
+    pub stock: Option<i64>,
+}
+
+/// `PATCH /restaurants/{id}/menu/{item_id}`: every field optional; `stock: null`
+/// makes the stock unlimited.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct MenuItemPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_cents: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "crate::patch::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<i64>)]
+    pub stock: Option<Option<i64>>,
+}
+
+/// One page of a list, with the cursor of the next page (`null` on the last).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,16 @@
+//! FeastFast's wire types: what crosses a process boundary.
+//!
+//! Architecture invariant: this crate holds only types and their parsing —
+//! no I/O, no service logic. A value of a newtype defined here has been
+//! validated, so code that receives one never checks it again.
+
+pub mod catalog;
+pub mod identity;
+pub mod ids;
+pub mod money;
+pub mod patch;
+pub mod problem;
+
+pub use ids::{MenuItemId, RestaurantId, UserId};
+pub use money::PriceCents;
+pub use problem::{FieldError, Problem};

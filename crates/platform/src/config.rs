@@ -1,0 +1,194 @@
+//! Configuration from environment variables (12-factor).
+//!
+//! Every setting has a default that makes a local run work untouched. Bad
+//! values are collected and reported together in one line, so a service
+//! with a broken configuration exits at once with a message that says what
+//! to fix.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use crate::telemetry::LogFormat;
+
+/// One or more invalid settings.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {}", .0.join("; "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Reads settings, remembering every invalid one.
+pub struct Env {
+    vars: HashMap<String, String>,
+    errors: Vec<String>,
+}
+
+impl Env {
+    /// The process environment.
+    pub fn from_process() -> Self {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// A given set of variables (for tests, and for a supervisor that
+    /// computes a child's environment).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            vars: vars.into_iter().collect(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The raw value, if set and not blank.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `name` parsed as `T`, or `default` when unset.
+    pub fn get<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.get_opt(name).unwrap_or(default)
+    }
+
+    /// `name` parsed as `T`, or `None` when unset.
+    pub fn get_opt<T>(&mut self, name: &str) -> Option<T>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        let raw = self.raw(name)?.to_owned();
+        match raw.parse() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(format!("{name}={raw:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// `name` as a string, or `default`.
+    pub fn string(&self, name: &str, default: &str) -> String {
+        self.raw(name).unwrap_or(default).to_owned()
+    }
+
+    /// `name` as an `http://` or `https://` base URL without a trailing slash.
+    pub fn url(&mut self, name: &str, default: &str) -> String {
+        let value = self.string(name, default);
+        if !(value.starts_with("http://") || value.starts_with("https://")) {
+            self.errors.push(format!(
+                "{name}={value:?}: must start with http:// or https://"
+            ));
+        }
+        value.trim_end_matches('/').to_owned()
+    }
+
+    /// Records a problem found by the caller's own checks.
+    pub fn invalid(&mut self, name: &str, message: impl Display) {
+        self.errors.push(format!("{name}: {message}"));
+    }
+
+    /// Ok when every setting read so far was valid.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(self.errors))
+        }
+    }
+}
+
+/// Where a service listens.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub host: IpAddr,
+    /// 0 asks the OS for a free port (tests).
+    pub port: u16,
+}
+
+/// The settings every service has.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub http: HttpConfig,
+    /// `sqlite://path/to/file.db` (default) or `postgres://…`.
+    pub database_url: String,
+    pub log_format: LogFormat,
+    /// Where the users service publishes its signing keys.
+    pub users_url: String,
+}
+
+/// The default local ports: the gateway on 8080, then the services.
+pub fn default_port(service: &str) -> u16 {
+    match service {
+        "gateway" => 8080,
+        "users" => 8081,
+        "restaurants" => 8082,
+        "orders" => 8083,
+        "payments" => 8084,
+        "delivery" => 8085,
+        _ => 8090,
+    }
+}
+
+impl ServiceConfig {
+    /// Reads `HOST`, `PORT`, `DATABASE_URL`, `LOG_FORMAT` and `USERS_URL`.
+    pub fn from_env(env: &mut Env, service: &str) -> Self {
+        let database_url = env.string("DATABASE_URL", &format!("sqlite://.feastfast/{service}.db"));
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            env.invalid(
+                "DATABASE_URL",
+                format!("{database_url:?} is neither sqlite:// nor postgres://"),
+            );
+        }
+        Self {
+            http: HttpConfig {
+                host: env.get("HOST", IpAddr::from([127, 0, 0, 1])),
+                port: env.get("PORT", default_port(service)),
+            },
+            database_url,
+            log_format: env.get("LOG_FORMAT", LogFormat::Json),
+            users_url: env.url(
+                "USERS_URL",
+                &format!("http://127.0.0.1:{}", default_port("users")),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Env {
+        Env::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults_make_a_local_run_work() {
+        let mut e = env(&[]);
+        let c = ServiceConfig::from_env(&mut e, "users");
+        assert!(e.finish().is_ok());
+        assert_eq!(c.http.port, 8081);
+        assert_eq!(c.database_url, "sqlite://.feastfast/users.db");
+        assert_eq!(c.users_url, "http://127.0.0.1:8081");
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_in_one_line() {
+        let mut e = env(&[
+            ("PORT", "eighty"),
+            ("USERS_URL", "users:8081"),
+            ("LOG_FORMAT", "xml"),
+        ]);
+        let _ = ServiceConfig::from_env(&mut e, "restaurants");
+        let message = e.finish().expect_err("invalid").to_string();
+        assert!(message.contains("PORT=\"eighty\""), "{message}");
+        assert!(message.contains("USERS_URL"), "{message}");
+        assert!(message.contains("LOG_FORMAT"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+}

@@ -1,0 +1,110 @@
+//! The request context: trace id and request id of the request being served.
+//!
+//! The server's middleware sets it for the duration of each request (a
+//! task-local); the outbound client reads it, so a call made while serving
+//! a request carries the same trace without any handler passing it along.
+
+use rand::Rng;
+
+/// What travels with one request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// 32 lowercase hex digits (W3C trace-id).
+    pub trace_id: String,
+    pub request_id: String,
+}
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+/// The context of the request being served by this task, if any.
+pub fn current() -> Option<RequestContext> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Runs `fut` with `ctx` as the current context.
+pub async fn scope<F: std::future::Future>(ctx: RequestContext, fut: F) -> F::Output {
+    CURRENT.scope(ctx, fut).await
+}
+
+/// A fresh W3C trace id.
+pub fn new_trace_id() -> String {
+    hex(&rand::thread_rng().r#gen::<[u8; 16]>())
+}
+
+fn new_span_id() -> String {
+    hex(&rand::thread_rng().r#gen::<[u8; 8]>())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The trace id of a valid W3C `traceparent` header
+/// (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`).
+pub fn trace_id_from_traceparent(header: &str) -> Option<String> {
+    let mut parts = header.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let is_hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let valid = is_hex(version, 2)
+        && version != "ff"
+        && is_hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && is_hex(parent, 16)
+        && parent.bytes().any(|b| b != b'0')
+        && is_hex(flags, 2)
+        && (version != "00" || parts.next().is_none());
+    valid.then(|| trace.to_owned())
+}
+
+/// A `traceparent` for an outbound call made within `trace_id`.
+pub fn traceparent(trace_id: &str) -> String {
+    format!("00-{trace_id}-{}-01", new_span_id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_valid_traceparent() {
+        assert_eq!(
+            trace_id_from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned())
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_traceparents() {
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(trace_id_from_traceparent(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn outbound_traceparent_keeps_the_trace_and_is_valid() {
+        let trace = new_trace_id();
+        let header = traceparent(&trace);
+        assert_eq!(trace_id_from_traceparent(&header), Some(trace));
+    }
+}

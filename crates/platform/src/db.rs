@@ -1,0 +1,188 @@
+//! Storage: one sqlx pool per service, SQLite by default, PostgreSQL by URL.
+//!
+//! Services write SQL that both engines run: `$1` placeholders, TEXT ids and
+//! times, BIGINT cents, BOOLEAN flags. Migrations are compiled into the
+//! binary and run at start.
+//!
+//! Architecture invariant: each service opens only its own database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Executor, SqlSafeStr};
+
+pub type Db = sqlx::AnyPool;
+
+/// One migration compiled into the binary: `(version, description, sql)`.
+pub type MigrationSource = (i64, &'static str, &'static str);
+
+/// Opens the database at `url` and brings its schema up to date.
+///
+/// A `sqlite://` file (and its directory) is created if missing and runs in
+/// WAL mode, so readers never wait for the writer.
+pub async fn connect(url: &str, migrations: &[MigrationSource]) -> anyhow::Result<Db> {
+    sqlx::any::install_default_drivers();
+    let is_sqlite = url.starts_with("sqlite:");
+    let url = if is_sqlite {
+        prepare_sqlite(url)?
+    } else {
+        url.to_owned()
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(if is_sqlite { 8 } else { 16 })
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                if conn.backend_name() == "SQLite" {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact(&url)))?;
+
+    let migrator = Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    );
+    migrator
+        .run(&pool)
+        .await
+        .context("cannot migrate the database")?;
+    Ok(pool)
+}
+
+/// Creates the directory of a SQLite file and asks for the file to be
+/// created if missing.
+fn prepare_sqlite(url: &str) -> anyhow::Result<String> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        anyhow::bail!("DATABASE_URL {url:?} names no file; FeastFast keeps its data in a file");
+    }
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    }
+    Ok(if url.contains('?') {
+        url.to_owned()
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Whether `e` is a unique-constraint violation (so the caller answers 409).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Reads a column of TEXT as a parsed value, turning a parse failure into a
+/// decode error (it means the row was written by something else).
+pub fn parse_column<T>(value: &str, column: &str) -> Result<T, sqlx::Error>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e: T::Err| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: format!("{e}").into(),
+        })
+}
+
+/// A database readiness check: one round trip.
+pub async fn ping(db: &Db) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(db).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://app:secret@localhost/orders"),
+            "postgres://app:***@localhost/orders"
+        );
+        assert_eq!(redact("sqlite://data/users.db"), "sqlite://data/users.db");
+    }
+
+    #[tokio::test]
+    async fn creates_migrates_and_reopens_a_sqlite_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/nested/t.db", dir.path().display());
+        let migrations = [(
+            1,
+            "init",
+            "CREATE TABLE t (id TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+        )];
+        let db = connect(&url, &migrations).await.expect("connects");
+        sqlx::query("INSERT INTO t (id, n) VALUES ($1, $2)")
+            .bind("a")
+            .bind(1_i64)
+            .execute(&db)
+            .await
+            .expect("inserts");
+        let dup = sqlx::query("INSERT INTO t (id, n) VALUES ($1, $2)")
+            .bind("a")
+            .bind(2_i64)
+            .execute(&db)
+            .await
+            .expect_err("duplicate");
+        assert!(is_unique_violation(&dup));
+        db.close().await;
+
+        let db = connect(&url, &migrations).await.expect("reopens");
+        let n: i64 = sqlx::query_scalar("SELECT n FROM t WHERE id = $1")
+            .bind("a")
+            .fetch_one(&db)
+            .await
+            .expect("reads");
+        assert_eq!(n, 1);
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&db)
+            .await
+            .expect("pragma");
+        assert_eq!(mode, "wal");
+    }
+}

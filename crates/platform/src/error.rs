@@ -1,0 +1,259 @@
+//! The one error type of every HTTP API: rendered as RFC 9457
+//! `application/problem+json`.
+//!
+//! Internal errors become an opaque 500; their cause chain travels to the
+//! server's middleware in a response extension and is logged there, once,
+//! with the request's trace id.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use contracts::problem::PROBLEM_JSON;
+use contracts::{FieldError, Problem};
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An error answer: status, problem fields, extra headers, and (for a 500)
+/// the hidden cause.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    slug: &'static str,
+    detail: Option<String>,
+    errors: Vec<FieldError>,
+    service: Option<String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    cause: Option<anyhow::Error>,
+}
+
+/// The cause of an internal error, for the middleware that logs it.
+#[derive(Clone, Debug)]
+pub struct InternalCause(pub Arc<anyhow::Error>);
+
+impl ApiError {
+    pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            slug,
+            detail: Some(detail.into()),
+            errors: Vec::new(),
+            service: None,
+            headers: Vec::new(),
+            cause: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", detail)
+    }
+
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            detail,
+        )
+    }
+
+    /// 422 with what is wrong with each field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "the request is not valid; see errors",
+        );
+        e.errors = errors;
+        e
+    }
+
+    /// 422 for one field.
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    /// 503 naming the upstream service that could not answer.
+    pub fn unavailable(service: &str, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            detail,
+        );
+        e.service = Some(service.to_owned());
+        e
+    }
+
+    /// An opaque 500; `cause` is logged, never shown.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an unexpected error occurred; it has been logged",
+        );
+        e.cause = Some(cause.into());
+        e
+    }
+
+    /// A problem with no more detail than its status.
+    pub fn from_status(status: StatusCode) -> Self {
+        let slug = match status {
+            StatusCode::NOT_FOUND => "not-found",
+            StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload-too-large",
+            StatusCode::REQUEST_TIMEOUT => "timeout",
+            StatusCode::TOO_MANY_REQUESTS => "rate-limited",
+            s if s.is_server_error() => "internal",
+            _ => "bad-request",
+        };
+        Self {
+            detail: None,
+            ..Self::new(status, slug, "")
+        }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The problem document this error renders.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("urn:feastfast:problem:{}", self.slug),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
+            service: self.service.clone(),
+            trace_id: crate::context::current().map(|c| c.trace_id),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.status)?;
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        if let Some(c) = &self.cause {
+            write!(f, ": {c:#}")?;
+        }
+        Ok(())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).expect("a problem document always serialises");
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
+        if let Some(cause) = self.cause {
+            response
+                .extensions_mut()
+                .insert(InternalCause(Arc::new(cause)));
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::internal(e)
+    }
+}
+
+/// Collects field errors while validating a request.
+#[derive(Debug, Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `message` for `field` unless `ok`.
+    pub fn check(&mut self, ok: bool, field: &str, message: &str) -> &mut Self {
+        if !ok {
+            self.errors.push(FieldError::new(field, message));
+        }
+        self
+    }
+
+    /// Parses `value` with `parse`, recording its error for `field`.
+    pub fn parse<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(FieldError::new(field, e.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Checks a required, trimmed text of `1..=max` characters and returns it.
+    pub fn text(&mut self, field: &str, value: &str, max: usize) -> String {
+        let value = value.trim();
+        if value.is_empty() {
+            self.errors
+                .push(FieldError::new(field, "must not be empty"));
+        } else if value.chars().count() > max {
+            self.errors.push(FieldError::new(
+                field,
+                format!("must be at most {max} characters"),
+            ));
+        }
+        value.to_owned()
+    }
+
+    /// Ok when nothing was recorded, else a 422 listing every field.
+    pub fn finish(self) -> ApiResult<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.errors))
+        }
+    }
+}

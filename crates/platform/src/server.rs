@@ -1,0 +1,397 @@
+//! The HTTP server every service runs.
+//!
+//! [`Service`] describes a service (its router, database, OpenAPI);
+//! [`Server::bind`] wraps it in the standard endpoints and middleware and
+//! binds the listener (port 0 in tests); [`Server::run_until_stopped`] serves
+//! until SIGTERM, Ctrl-C or — when run by `feastfast up` — the supervisor's
+//! exit, then shuts down gracefully: readiness flips to 503 first, in-flight
+//! requests finish, and only then does the process exit.
+//!
+//! Every request gets a trace id (from a valid `traceparent` or new), a
+//! request id, an `x-trace-id` response header, a log span, and a count and
+//! latency in `/metrics` under its route pattern.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::config::HttpConfig;
+use crate::context::{self, RequestContext};
+use crate::db::{self, Db};
+use crate::error::{ApiError, InternalCause};
+
+/// The default largest request body: JSON APIs need far less.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// What a service brings; the server adds the rest.
+pub struct Service {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub router: Router,
+    /// Checked by `/readyz`.
+    pub db: Option<Db>,
+    pub openapi: utoipa::openapi::OpenApi,
+    pub body_limit: usize,
+}
+
+impl Service {
+    pub fn new(name: &'static str, router: Router, openapi: utoipa::openapi::OpenApi) -> Self {
+        Self {
+            name,
+            version: env!("CARGO_PKG_VERSION"),
+            router,
+            db: None,
+            openapi,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    pub fn with_db(mut self, db: Db) -> Self {
+        self.db = Some(db);
+        self
+    }
+}
+
+struct Health {
+    name: &'static str,
+    version: &'static str,
+    db: Option<Db>,
+    draining: AtomicBool,
+}
+
+/// A bound, not yet running, service.
+pub struct Server {
+    listener: TcpListener,
+    app: Router,
+    health: Arc<Health>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Stops a running [`Server`] gracefully from elsewhere (tests).
+#[derive(Clone)]
+pub struct ShutdownHandle(watch::Sender<bool>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Server {
+    /// Binds `config` and assembles the service with the standard endpoints.
+    pub async fn bind(config: &HttpConfig, service: Service) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
+        Ok(Self::with_listener(listener, service))
+    }
+
+    pub fn with_listener(listener: TcpListener, service: Service) -> Server {
+        let health = Arc::new(Health {
+            name: service.name,
+            version: service.version,
+            db: service.db,
+            draining: AtomicBool::new(false),
+        });
+        let metrics = prometheus();
+        metrics::gauge!("feastfast_build_info", "service" => service.name, "version" => service.version)
+            .set(1.0);
+        let mut openapi = service.openapi;
+        openapi.info.title = format!("FeastFast {}", service.name);
+        openapi.info.version = service.version.to_owned();
+        let openapi = axum::body::Bytes::from(
+            serde_json::to_vec(&openapi).expect("an OpenAPI document always serialises"),
+        );
+
+        let app = service
+            .router
+            .route("/livez", get(livez))
+            .route("/readyz", get(readyz).with_state(health.clone()))
+            .route(
+                "/metrics",
+                get(move || std::future::ready(metrics.render())),
+            )
+            .route(
+                "/openapi.json",
+                get(move || {
+                    std::future::ready(
+                        (
+                            [(header::CONTENT_TYPE, "application/json")],
+                            openapi.clone(),
+                        )
+                            .into_response(),
+                    )
+                }),
+            )
+            .fallback(not_found)
+            .layer(DefaultBodyLimit::max(service.body_limit))
+            .layer(middleware::from_fn(problem_for_empty_errors))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(middleware::from_fn(observe));
+        let (shutdown, _) = watch::channel(false);
+        Server {
+            listener,
+            app,
+            health,
+            shutdown,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .expect("a bound listener has an address")
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// Serves until SIGTERM, Ctrl-C, the supervisor's exit, or a
+    /// [`ShutdownHandle`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let mut handle = self.shutdown.subscribe();
+        let stop = async move {
+            tokio::select! {
+                _ = terminate_signal() => {}
+                _ = supervisor_gone() => {}
+                _ = handle.wait_for(|stop| *stop) => {}
+            }
+        };
+        self.run_until(stop).await
+    }
+
+    /// Serves until `stop` completes, then drains.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let health = self.health.clone();
+        let name = health.name;
+        tracing::info!(service = name, port = self.port(), "listening");
+        let graceful = async move {
+            stop.await;
+            health.draining.store(true, Ordering::SeqCst);
+            tracing::info!(service = name, "shutting down: draining in-flight requests");
+        };
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(graceful)
+            .await?;
+        tracing::info!(service = name, "stopped");
+        Ok(())
+    }
+}
+
+async fn terminate_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// The environment variable `feastfast up` sets on its children: their stdin
+/// is a pipe from the supervisor, and its end means the supervisor is gone.
+pub const SUPERVISED_ENV: &str = "FEASTFAST_SUPERVISED";
+
+/// Completes when the supervising `feastfast up` exits (however it died);
+/// never, when not supervised.
+async fn supervisor_gone() {
+    if std::env::var_os(SUPERVISED_ENV).is_none() {
+        return std::future::pending().await;
+    }
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::io::AsyncReadExt::read(&mut stdin, &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn livez() -> impl IntoResponse {
+    axum::Json(json!({ "status": "alive" }))
+}
+
+async fn readyz(State(health): State<Arc<Health>>) -> Response {
+    let draining = health.draining.load(Ordering::SeqCst);
+    let database = match &health.db {
+        None => None,
+        Some(db) => Some(
+            match tokio::time::timeout(Duration::from_secs(1), db::ping(db)).await {
+                Ok(Ok(())) => "ok".to_owned(),
+                Ok(Err(e)) => format!("error: {e}"),
+                Err(_) => "error: no answer within 1 s".to_owned(),
+            },
+        ),
+    };
+    let ready = !draining && database.as_deref().is_none_or(|d| d == "ok");
+    let body = json!({
+        "status": if ready { "ready" } else if draining { "draining" } else { "not_ready" },
+        "service": health.name,
+        "version": health.version,
+        "checks": { "database": database },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a handler panicked".to_owned());
+    ApiError::internal(anyhow::anyhow!("panic: {message}")).into_response()
+}
+
+/// Gives error answers that have no body (405 from the router, and any
+/// layer's bare status) a problem document, so clients see one format.
+async fn problem_for_empty_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error())
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let (parts, _) = response.into_parts();
+        let mut fresh = ApiError::from_status(status).into_response();
+        for (name, value) in parts.headers.iter() {
+            fresh.headers_mut().entry(name).or_insert(value.clone());
+        }
+        return fresh;
+    }
+    response
+}
+
+/// Trace context, request log and RED metrics for every request.
+async fn observe(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let trace_id = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(context::trace_id_from_traceparent)
+        .unwrap_or_else(context::new_trace_id);
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        trace_id = %trace_id,
+        request_id = %request_id,
+    );
+    let ctx = RequestContext {
+        trace_id: trace_id.clone(),
+        request_id: request_id.clone(),
+    };
+    let mut response = context::scope(ctx, next.run(req).instrument(span.clone())).await;
+    let elapsed = start.elapsed();
+    let status = response.status();
+
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&trace_id) {
+        headers.insert("x-trace-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", v);
+    }
+
+    let status_label = status.as_str().to_owned();
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status_label).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method.to_string())
+        .record(elapsed.as_secs_f64());
+
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(parent: &span, status = status.as_u16(), latency_ms, error = format!("{cause:#}"), "request failed");
+    } else if status.is_server_error() {
+        tracing::warn!(parent: &span, status = status.as_u16(), latency_ms, "request answered with a server error");
+    } else {
+        tracing::debug!(parent: &span, status = status.as_u16(), latency_ms, "request served");
+    }
+    response
+}
+
+/// The process-wide Prometheus recorder (installed once, even when a test
+/// runs several services in one process).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".to_owned()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0,
+                    ],
+                )
+                .expect("the bucket list is not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed in this process");
+            let upkeep = handle.clone();
+            // The recorder's histograms need periodic upkeep to bound memory.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        upkeep.run_upkeep();
+                    }
+                });
+            }
+            handle
+        })
+        .clone()
+}
