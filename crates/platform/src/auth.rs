@@ -22,11 +22,13 @@ use contracts::UserId;
 use contracts::identity::Role;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, KeyAlgorithm,
     OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+pub use jsonwebtoken::jwk::JwkSet;
 
 use crate::client::HttpClient;
 use crate::error::ApiError;

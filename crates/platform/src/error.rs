@@ -15,9 +15,12 @@ use contracts::{FieldError, Problem};
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// An error answer: status, problem fields, extra headers, and (for a 500)
-/// the hidden cause.
+/// the hidden cause. Boxed, so a `Result` carrying it stays small.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     slug: &'static str,
     detail: Option<String>,
@@ -33,7 +36,7 @@ pub struct InternalCause(pub Arc<anyhow::Error>);
 
 impl ApiError {
     pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             slug,
             detail: Some(detail.into()),
@@ -41,7 +44,7 @@ impl ApiError {
             service: None,
             headers: Vec::new(),
             cause: None,
-        }
+        }))
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -84,7 +87,7 @@ impl ApiError {
             "validation",
             "the request is not valid; see errors",
         );
-        e.errors = errors;
+        e.0.errors = errors;
         e
     }
 
@@ -100,7 +103,7 @@ impl ApiError {
             "service-unavailable",
             detail,
         );
-        e.service = Some(service.to_owned());
+        e.0.service = Some(service.to_owned());
         e
     }
 
@@ -111,7 +114,7 @@ impl ApiError {
             "internal",
             "an unexpected error occurred; it has been logged",
         );
-        e.cause = Some(cause.into());
+        e.0.cause = Some(cause.into());
         e
     }
 
@@ -126,30 +129,30 @@ impl ApiError {
             s if s.is_server_error() => "internal",
             _ => "bad-request",
         };
-        Self {
-            detail: None,
-            ..Self::new(status, slug, "")
-        }
+        let mut e = Self::new(status, slug, "");
+        e.0.detail = None;
+        e
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The problem document this error renders.
     pub fn problem(&self) -> Problem {
+        let e = &self.0;
         Problem {
-            kind: format!("urn:feastfast:problem:{}", self.slug),
-            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            errors: self.errors.clone(),
-            service: self.service.clone(),
+            kind: format!("urn:feastfast:problem:{}", e.slug),
+            title: e.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: e.status.as_u16(),
+            detail: e.detail.clone(),
+            errors: e.errors.clone(),
+            service: e.service.clone(),
             trace_id: crate::context::current().map(|c| c.trace_id),
         }
     }
@@ -157,11 +160,11 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.status)?;
-        if let Some(d) = &self.detail {
+        write!(f, "{}", self.0.status)?;
+        if let Some(d) = &self.0.detail {
             write!(f, ": {d}")?;
         }
-        if let Some(c) = &self.cause {
+        if let Some(c) = &self.0.cause {
             write!(f, ": {c:#}")?;
         }
         Ok(())
@@ -172,13 +175,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
         let body = serde_json::to_vec(&problem).expect("a problem document always serialises");
-        let mut response = (self.status, body).into_response();
+        let inner = *self.0;
+        let mut response = (inner.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        for (name, value) in self.headers {
+        for (name, value) in inner.headers {
             headers.insert(name, value);
         }
-        if let Some(cause) = self.cause {
+        if let Some(cause) = inner.cause {
             response
                 .extensions_mut()
                 .insert(InternalCause(Arc::new(cause)));
