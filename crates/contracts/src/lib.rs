@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod identity;
 pub mod ids;
 pub mod money;
+pub mod ops;
 pub mod patch;
 pub mod problem;
 

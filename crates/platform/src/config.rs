@@ -110,6 +110,17 @@ pub struct HttpConfig {
     pub port: u16,
 }
 
+impl HttpConfig {
+    /// Reads `HOST` (default 127.0.0.1) and `PORT` (default: the service's
+    /// local port).
+    pub fn from_env(env: &mut Env, service: &str) -> Self {
+        Self {
+            host: env.get("HOST", IpAddr::from([127, 0, 0, 1])),
+            port: env.get("PORT", default_port(service)),
+        }
+    }
+}
+
 /// The settings every service has.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -119,6 +130,11 @@ pub struct ServiceConfig {
     pub log_format: LogFormat,
     /// Where the users service publishes its signing keys.
     pub users_url: String,
+}
+
+/// The default local URL of a service.
+pub fn default_url(service: &str) -> String {
+    format!("http://127.0.0.1:{}", default_port(service))
 }
 
 /// The default local ports: the gateway on 8080, then the services.
@@ -145,16 +161,10 @@ impl ServiceConfig {
             );
         }
         Self {
-            http: HttpConfig {
-                host: env.get("HOST", IpAddr::from([127, 0, 0, 1])),
-                port: env.get("PORT", default_port(service)),
-            },
+            http: HttpConfig::from_env(env, service),
             database_url,
             log_format: env.get("LOG_FORMAT", LogFormat::Json),
-            users_url: env.url(
-                "USERS_URL",
-                &format!("http://127.0.0.1:{}", default_port("users")),
-            ),
+            users_url: env.url("USERS_URL", &default_url("users")),
         }
     }
 }

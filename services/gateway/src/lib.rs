@@ -1,1 +1,74 @@
+//! The gateway: FeastFast's one public door, `/api/v1`.
+//!
+//! It owns nothing durable. It routes each public path to the service that
+//! owns it, rejects a missing or bad token before any upstream sees the
+//! request (verifying it itself against the users service's cached keys),
+//! passes the caller's token on, and turns an upstream that cannot answer
+//! into a fast problem+json 503 naming that service. It also serves the
+//! operations API (`/api/v1/ops/...`) and the merged public OpenAPI document.
+//!
+//! Architecture invariant: the gateway holds no business rules; the service
+//! behind a route decides. The route table in `routes.rs` is the single
+//! source of both the router and the public OpenAPI document.
 
+mod config;
+mod forward;
+mod ops;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Extension;
+use platform::client::ClientConfig;
+use platform::{HttpClient, Server, Service, Verifier};
+
+pub use config::{Config, SERVICES, Upstream};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    config: Arc<Config>,
+    client: HttpClient,
+    verifier: Verifier,
+}
+
+impl AppState {
+    fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.config.upstreams.iter().find(|u| u.name == name)
+    }
+}
+
+/// Binds the gateway; `run_until_stopped` on the result serves.
+pub async fn build(config: Config) -> anyhow::Result<Server> {
+    let client = HttpClient::new(ClientConfig {
+        connect_timeout: config.connect_timeout,
+        request_timeout: config.upstream_timeout,
+    });
+    let users = config
+        .upstreams
+        .iter()
+        .find(|u| u.name == "users")
+        .map(|u| u.url.clone())
+        .ok_or_else(|| anyhow::anyhow!("the gateway needs a users upstream"))?;
+    let verifier = Verifier::remote(client.clone(), format!("{users}/.well-known/jwks.json"));
+    let http = config.http.clone();
+    let state = AppState {
+        config: Arc::new(config),
+        client,
+        verifier: verifier.clone(),
+    };
+    let mut service = Service::new(
+        "gateway",
+        router(state).layer(Extension(verifier)),
+        ops::openapi(),
+    );
+    service.body_limit = forward::BODY_LIMIT;
+    Ok(Server::bind(&http, service).await?)
+}
+
+/// The gateway's routes, without the server's standard endpoints.
+pub fn router(state: AppState) -> axum::Router {
+    routes::public_routes()
+        .merge(ops::routes())
+        .with_state(state)
+}

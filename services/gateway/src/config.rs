@@ -1,0 +1,62 @@
+//! The gateway's settings: where each upstream service is.
+
+use std::time::Duration;
+
+use platform::config::default_url;
+use platform::telemetry::LogFormat;
+use platform::{ConfigError, Env, HttpConfig};
+
+/// A service the gateway routes to.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: &'static str,
+    /// Base URL without a trailing slash.
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub log_format: LogFormat,
+    pub upstreams: Vec<Upstream>,
+    /// The `feastfast up` supervisor's control URL (`FEASTFAST_CONTROL_URL`);
+    /// set only in a local run, it enables stopping and starting services.
+    pub control_url: Option<String>,
+    /// How long one upstream call may take (`UPSTREAM_TIMEOUT_MS`).
+    pub upstream_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// The services behind the gateway, in display order.
+pub const SERVICES: &[&str] = &["users", "restaurants"];
+
+impl Config {
+    pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
+        let http = HttpConfig::from_env(&mut env, "gateway");
+        let log_format = env.get("LOG_FORMAT", LogFormat::Json);
+        let upstreams = SERVICES
+            .iter()
+            .map(|&name| Upstream {
+                name,
+                url: env.url(&format!("{}_URL", name.to_uppercase()), &default_url(name)),
+            })
+            .collect();
+        let control_url = env
+            .raw("FEASTFAST_CONTROL_URL")
+            .is_some()
+            .then(|| env.url("FEASTFAST_CONTROL_URL", ""));
+        let timeout_ms: u64 = env.get("UPSTREAM_TIMEOUT_MS", 5000);
+        if !(100..=60_000).contains(&timeout_ms) {
+            env.invalid("UPSTREAM_TIMEOUT_MS", "must be between 100 and 60000");
+        }
+        env.finish()?;
+        Ok(Self {
+            http,
+            log_format,
+            upstreams,
+            control_url,
+            upstream_timeout: Duration::from_millis(timeout_ms),
+            connect_timeout: Duration::from_millis(300),
+        })
+    }
+}

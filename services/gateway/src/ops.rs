@@ -1,0 +1,246 @@
+//! The operations API: service health, process control in a local run,
+//! and the merged public OpenAPI document.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use contracts::Problem;
+use contracts::ops::{Health, ProcessStatus, ServiceStatus};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
+
+use crate::AppState;
+use crate::config::Upstream;
+use crate::forward::unavailable;
+use crate::routes::{PREFIX, ROUTES};
+use platform::{ApiError, ApiResult, Json, Path, Query};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/ops/services", get(services))
+        .route("/api/v1/ops/services/{name}/stop", post(stop))
+        .route("/api/v1/ops/services/{name}/start", post(start))
+        .route("/api/v1/openapi.json", get(public_openapi))
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(services, stop, start, public_openapi))]
+struct ApiDoc;
+
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Every service's health, version and probe latency.
+#[utoipa::path(get, path = "/api/v1/ops/services",
+    responses((status = 200, body = Vec<ServiceStatus>)))]
+async fn services(State(state): State<AppState>) -> Json<Vec<ServiceStatus>> {
+    let probes = state.config.upstreams.iter().map(|u| probe(&state, u));
+    let mut all = vec![ServiceStatus {
+        name: "gateway".to_owned(),
+        url: format!(
+            "http://{}:{}",
+            state.config.http.host, state.config.http.port
+        ),
+        status: Health::Up,
+        version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        latency_ms: Some(0.0),
+        detail: None,
+    }];
+    let mut set = tokio::task::JoinSet::new();
+    for (i, fut) in probes.enumerate() {
+        let fut = fut;
+        set.spawn(async move { (i, fut.await) });
+    }
+    let mut results: Vec<(usize, ServiceStatus)> = set.join_all().await;
+    results.sort_by_key(|(i, _)| *i);
+    all.extend(results.into_iter().map(|(_, s)| s));
+    Json(all)
+}
+
+fn probe(
+    state: &AppState,
+    upstream: &Upstream,
+) -> impl Future<Output = ServiceStatus> + Send + 'static {
+    let client = state.client.clone();
+    let name = upstream.name.to_owned();
+    let url = upstream.url.clone();
+    async move {
+        let start = Instant::now();
+        let answer = client
+            .get(&format!("{url}/readyz"))
+            .timeout(PROBE_TIMEOUT)
+            .send()
+            .await;
+        let latency_ms = Some((start.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0);
+        match answer {
+            Ok(response) => {
+                let ready = response.status().is_success();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                let version = body["version"].as_str().map(str::to_owned);
+                ServiceStatus {
+                    name,
+                    url,
+                    status: if ready { Health::Up } else { Health::Degraded },
+                    version,
+                    latency_ms,
+                    detail: (!ready).then(|| format!("readiness: {}", body["status"])),
+                }
+            }
+            Err(e) => ServiceStatus {
+                name,
+                url,
+                status: Health::Down,
+                version: None,
+                latency_ms: None,
+                detail: Some(if e.is_timeout() {
+                    "no answer within 1 s".to_owned()
+                } else {
+                    "connection refused".to_owned()
+                }),
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct StopParams {
+    mode: Option<String>,
+}
+
+/// Stops a service's process (local run only): `mode=kill` sends SIGKILL,
+/// `mode=graceful` (the default) SIGTERM.
+#[utoipa::path(post, path = "/api/v1/ops/services/{name}/stop",
+    params(("name" = String, Path), ("mode" = Option<String>, Query, description = "kill or graceful")),
+    responses((status = 200, body = ProcessStatus), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn stop(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<StopParams>,
+) -> ApiResult<Json<ProcessStatus>> {
+    let mode = params.mode.as_deref().unwrap_or("graceful");
+    if !matches!(mode, "kill" | "graceful") {
+        return Err(ApiError::invalid_field("mode", "must be kill or graceful"));
+    }
+    control(&state, &name, &format!("stop?mode={mode}")).await
+}
+
+/// Starts a stopped service's process (local run only).
+#[utoipa::path(post, path = "/api/v1/ops/services/{name}/start",
+    params(("name" = String, Path)),
+    responses((status = 200, body = ProcessStatus), (status = 404, body = Problem)))]
+async fn start(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ProcessStatus>> {
+    control(&state, &name, "start").await
+}
+
+async fn control(state: &AppState, name: &str, action: &str) -> ApiResult<Json<ProcessStatus>> {
+    let Some(control_url) = &state.config.control_url else {
+        return Err(ApiError::not_found(
+            "process control exists only in a local `feastfast up` run",
+        ));
+    };
+    if name == "gateway" {
+        return Err(ApiError::conflict(
+            "the gateway serves this API and cannot stop itself; stop `feastfast up` instead",
+        ));
+    }
+    if state.upstream(name).is_none() {
+        return Err(ApiError::not_found(format!(
+            "there is no service named {name:?}"
+        )));
+    }
+    let response = state
+        .client
+        .post(&format!("{control_url}/services/{name}/{action}"))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .map_err(|e| unavailable("supervisor", &e))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let detail = response.text().await.unwrap_or_default();
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "the supervisor answered {status}: {detail}"
+        )));
+    }
+    let status = response
+        .json::<ProcessStatus>()
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("bad supervisor answer: {e}")))?;
+    Ok(Json(status))
+}
+
+/// The public API of FeastFast: every service's OpenAPI paths that the
+/// gateway routes, under `/api/v1`, plus the operations API. A service that
+/// is down is named in the description and its paths are missing.
+#[utoipa::path(get, path = "/api/v1/openapi.json",
+    responses((status = 200, description = "an OpenAPI 3.1 document")))]
+async fn public_openapi(State(state): State<AppState>) -> Json<Value> {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    let mut missing = Vec::new();
+    for upstream in &state.config.upstreams {
+        let doc: Option<Value> = match state
+            .client
+            .get(&format!("{}/openapi.json", upstream.url))
+            .timeout(PROBE_TIMEOUT)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r.json().await.ok(),
+            _ => None,
+        };
+        let Some(doc) = doc else {
+            missing.push(upstream.name);
+            continue;
+        };
+        for route in ROUTES.iter().filter(|r| r.service == upstream.name) {
+            let Some(item) = doc["paths"][route.path].as_object() else {
+                continue;
+            };
+            let kept: Map<String, Value> = route
+                .methods
+                .iter()
+                .filter_map(|(m, _)| {
+                    item.get(m.as_str())
+                        .map(|op| (m.as_str().to_owned(), op.clone()))
+                })
+                .collect();
+            paths.insert(format!("{PREFIX}{}", route.path), Value::Object(kept));
+        }
+        if let Some(s) = doc["components"]["schemas"].as_object() {
+            schemas.extend(s.clone());
+        }
+    }
+    let own = serde_json::to_value(openapi()).unwrap_or(Value::Null);
+    if let Some(p) = own["paths"].as_object() {
+        paths.extend(p.clone());
+    }
+    if let Some(s) = own["components"]["schemas"].as_object() {
+        schemas.extend(s.clone());
+    }
+    let mut description = "The public API of FeastFast, through the gateway.".to_owned();
+    if !missing.is_empty() {
+        description.push_str(&format!(
+            " Unavailable while this was generated (their paths are missing): {}.",
+            missing.join(", ")
+        ));
+    }
+    Json(json!({
+        "openapi": "3.1.0",
+        "info": { "title": "FeastFast API", "version": env!("CARGO_PKG_VERSION"), "description": description },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } }
+        },
+    }))
+}

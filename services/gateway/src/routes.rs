@@ -1,0 +1,115 @@
+//! The public route table: which service owns each `/api/v1` path, and
+//! whether the gateway demands a token before forwarding.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::routing::{MethodFilter, MethodRouter};
+
+use crate::AppState;
+use crate::forward::forward;
+
+/// Whether the gateway checks the caller's token itself before forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    /// Anyone may call; a token, if sent, is passed on unchecked.
+    Public,
+    /// A valid token is required; without one the answer is 401 at once.
+    Token,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Post,
+    Patch,
+}
+
+impl Method {
+    fn filter(self) -> MethodFilter {
+        match self {
+            Method::Get => MethodFilter::GET,
+            Method::Post => MethodFilter::POST,
+            Method::Patch => MethodFilter::PATCH,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Patch => "patch",
+        }
+    }
+}
+
+/// One public path (below `/api/v1`, same text upstream).
+pub(crate) struct Route {
+    pub(crate) path: &'static str,
+    pub(crate) service: &'static str,
+    pub(crate) methods: &'static [(Method, Auth)],
+}
+
+pub(crate) const PREFIX: &str = "/api/v1";
+
+use Auth::{Public, Token};
+use Method::{Get, Patch, Post};
+
+pub(crate) static ROUTES: &[Route] = &[
+    Route {
+        path: "/auth/register",
+        service: "users",
+        methods: &[(Post, Public)],
+    },
+    Route {
+        path: "/auth/login",
+        service: "users",
+        methods: &[(Post, Public)],
+    },
+    Route {
+        path: "/me",
+        service: "users",
+        methods: &[(Get, Token)],
+    },
+    Route {
+        path: "/restaurants",
+        service: "restaurants",
+        methods: &[(Get, Public), (Post, Token)],
+    },
+    Route {
+        path: "/restaurants/mine",
+        service: "restaurants",
+        methods: &[(Get, Token)],
+    },
+    Route {
+        path: "/restaurants/{id}",
+        service: "restaurants",
+        methods: &[(Get, Public)],
+    },
+    Route {
+        path: "/restaurants/{id}/menu",
+        service: "restaurants",
+        methods: &[(Post, Token)],
+    },
+    Route {
+        path: "/restaurants/{id}/menu/{item_id}",
+        service: "restaurants",
+        methods: &[(Patch, Token)],
+    },
+];
+
+pub(crate) fn public_routes() -> Router<AppState> {
+    ROUTES.iter().fold(Router::new(), |router, route| {
+        let methods = route
+            .methods
+            .iter()
+            .fold(MethodRouter::new(), |mr, &(method, auth)| {
+                mr.on(
+                    method.filter(),
+                    move |State(state): State<AppState>, req: Request| async move {
+                        forward(&state, route.service, auth, req).await
+                    },
+                )
+            });
+        router.route(&format!("{PREFIX}{}", route.path), methods)
+    })
+}
