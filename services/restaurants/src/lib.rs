@@ -1,1 +1,68 @@
+//! The restaurants service: the catalog of restaurants and their menus.
+//!
+//! It owns the `restaurants` and `menu_items` tables. Anyone may read the
+//! catalog; only a restaurant's owner may change it, and the owner of a
+//! restaurant never changes, so checking ownership once per request is
+//! enough. Prices are integer cents validated by `contracts::PriceCents`;
+//! a stock of `NULL` means unlimited, never negative.
+//!
+//! Tokens are verified here, against the users service's public keys
+//! (fetched once and cached by `platform::Verifier`).
 
+mod config;
+mod cursor;
+mod routes;
+mod store;
+
+use axum::Extension;
+use platform::{Db, HttpClient, Server, Service, Verifier};
+
+pub use config::Config;
+pub use routes::ApiDoc;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    db: Db,
+}
+
+impl AppState {
+    /// State over an open, migrated database (see [`MIGRATIONS`]).
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+/// The schema, compiled in so a binary never runs against a database it
+/// does not know.
+pub static MIGRATIONS: &[platform::db::MigrationSource] =
+    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+
+/// Opens the database and binds the server, verifying tokens against the
+/// users service's JWKS; `run_until_stopped` on the result serves.
+pub async fn build(config: Config) -> anyhow::Result<Server> {
+    let verifier = Verifier::remote(
+        HttpClient::default(),
+        format!("{}/.well-known/jwks.json", config.service.users_url),
+    );
+    build_with_verifier(config, verifier).await
+}
+
+/// [`build`] with a given token verifier, so tests can sign their own tokens
+/// without running the users service.
+pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::Result<Server> {
+    let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
+    let service = Service::new(
+        "restaurants",
+        router(AppState::new(db.clone())).layer(Extension(verifier)),
+        routes::openapi(),
+    )
+    .with_db(db);
+    Ok(Server::bind(&config.service.http, service).await?)
+}
+
+/// The service's routes, without the server's standard endpoints. The
+/// caller adds the `Verifier` extension that `Identity` needs.
+pub fn router(state: AppState) -> axum::Router {
+    routes::router().with_state(state)
+}
