@@ -1,1 +1,61 @@
-fn main() {}
+//! `feastfast`: run the whole platform (`up`) or one service (`serve`).
+
+mod control;
+mod seed;
+mod serve;
+mod supervisor;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "feastfast",
+    version,
+    about = "FeastFast: a food-delivery platform built as Rust microservices"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the whole platform on this machine: every service its own
+    /// process with its own SQLite file, demo data seeded.
+    Up(up::UpArgs),
+    /// Runs one service, configured from the environment (as a container runs it).
+    Serve {
+        #[arg(value_enum)]
+        service: serve::ServiceName,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("feastfast: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Serve { service } => serve::run(service).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("feastfast: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

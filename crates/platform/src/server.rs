@@ -88,7 +88,8 @@ pub struct ShutdownHandle(watch::Sender<bool>);
 
 impl ShutdownHandle {
     pub fn shutdown(&self) {
-        let _ = self.0.send(true);
+        // send_replace stores the value even before the server subscribes.
+        self.0.send_replace(true);
     }
 }
 
@@ -227,14 +228,21 @@ async fn supervisor_gone() {
     if std::env::var_os(SUPERVISED_ENV).is_none() {
         return std::future::pending().await;
     }
-    let mut stdin = tokio::io::stdin();
-    let mut buf = [0u8; 64];
-    loop {
-        match tokio::io::AsyncReadExt::read(&mut stdin, &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+    // A plain thread, not tokio's stdin: tokio reads stdin on its blocking
+    // pool, and a runtime waits for its blocking tasks when it shuts down,
+    // so a pending read would keep the process alive after the server stops.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = std::io::Read::read(&mut stdin, &mut buf) {
+            if n == 0 {
+                break;
+            }
         }
-    }
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
 }
 
 async fn livez() -> impl IntoResponse {

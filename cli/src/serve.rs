@@ -1,0 +1,36 @@
+//! `feastfast serve <service>`: one service, configured from the
+//! environment. This is every service's `main`.
+
+use clap::ValueEnum;
+use platform::Env;
+use platform::telemetry;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ServiceName {
+    Gateway,
+    Users,
+    Restaurants,
+}
+
+pub(crate) async fn run(service: ServiceName) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let server = match service {
+        ServiceName::Users => {
+            let config = users::Config::from_env(env)?;
+            telemetry::init(config.service.log_format);
+            users::build(config).await?
+        }
+        ServiceName::Restaurants => {
+            let config = restaurants::Config::from_env(env)?;
+            telemetry::init(config.service.log_format);
+            restaurants::build(config).await?
+        }
+        ServiceName::Gateway => {
+            let config = gateway::Config::from_env(env)?;
+            telemetry::init(config.log_format);
+            gateway::build(config).await?
+        }
+    };
+    server.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The process supervisor of `feastfast up`.
+//!
+//! Each service runs as a child process (`feastfast serve <name>`) owned by
+//! one task, which restarts it with back-off when it crashes and obeys stop
+//! and start commands (the fault-isolation demo). Children run in their own
+//! process group, so a Ctrl-C in the terminal reaches only the supervisor,
+//! which then stops them in order; their stdin is a pipe from the
+//! supervisor, so if the supervisor dies however it dies, they notice the
+//! pipe closing and exit too.
+//!
+//! Invariant: a service the user stopped stays stopped; a service that
+//! crashed comes back.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use contracts::ops::{ProcessState, ProcessStatus};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+/// How to stop a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopMode {
+    /// SIGKILL: the crash demo.
+    Kill,
+    /// SIGTERM, then SIGKILL if it has not exited within the grace period.
+    Graceful,
+}
+
+/// Everything needed to start one service.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceSpec {
+    pub(crate) name: &'static str,
+    pub(crate) port: u16,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) log_file: PathBuf,
+}
+
+enum Cmd {
+    Stop(StopMode, oneshot::Sender<ProcessStatus>),
+    Start(oneshot::Sender<ProcessStatus>),
+    Status(oneshot::Sender<ProcessStatus>),
+}
+
+/// A handle on every supervised service.
+#[derive(Clone)]
+pub(crate) struct Supervisor {
+    /// In start order (the gateway first).
+    services: Vec<(&'static str, u16, mpsc::Sender<Cmd>)>,
+}
+
+const GRACE: Duration = Duration::from_secs(10);
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A process that ran this long before crashing restarts without delay growth.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+impl Supervisor {
+    /// Starts every service and its supervising task.
+    pub(crate) fn start(exe: PathBuf, specs: Vec<ServiceSpec>) -> Supervisor {
+        let services = specs
+            .into_iter()
+            .map(|spec| {
+                let (tx, rx) = mpsc::channel(8);
+                let name = spec.name;
+                let port = spec.port;
+                tokio::spawn(supervise(exe.clone(), spec, rx));
+                (name, port, tx)
+            })
+            .collect();
+        Supervisor { services }
+    }
+
+    pub(crate) fn names(&self) -> impl Iterator<Item = (&'static str, u16)> + '_ {
+        self.services.iter().map(|(name, port, _)| (*name, *port))
+    }
+
+    pub(crate) fn port(&self, name: &str) -> Option<u16> {
+        self.names().find(|(n, _)| *n == name).map(|(_, port)| port)
+    }
+
+    async fn ask(
+        &self,
+        name: &str,
+        make: impl FnOnce(oneshot::Sender<ProcessStatus>) -> Cmd,
+    ) -> Option<ProcessStatus> {
+        let (_, _, tx) = self.services.iter().find(|(n, _, _)| *n == name)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(make(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    pub(crate) async fn stop(&self, name: &str, mode: StopMode) -> Option<ProcessStatus> {
+        self.ask(name, |reply| Cmd::Stop(mode, reply)).await
+    }
+
+    pub(crate) async fn start_service(&self, name: &str) -> Option<ProcessStatus> {
+        self.ask(name, Cmd::Start).await
+    }
+
+    pub(crate) async fn status(&self, name: &str) -> Option<ProcessStatus> {
+        self.ask(name, Cmd::Status).await
+    }
+
+    /// Stops every service gracefully, the gateway first so no new
+    /// requests arrive while the rest drain.
+    pub(crate) async fn shutdown(&self) {
+        self.stop("gateway", StopMode::Graceful).await;
+        let mut stopping = tokio::task::JoinSet::new();
+        for (name, _) in self.names().filter(|(n, _)| *n != "gateway") {
+            let supervisor = self.clone();
+            stopping.spawn(async move { supervisor.stop(name, StopMode::Graceful).await });
+        }
+        stopping.join_all().await;
+    }
+}
+
+struct Supervised {
+    exe: PathBuf,
+    spec: ServiceSpec,
+    child: Option<Child>,
+    /// The write end of the child's stdin. Held here because tokio's
+    /// `Child::wait` closes a stdin it still owns, which the child would
+    /// take for the supervisor's death.
+    lifeline: Option<tokio::process::ChildStdin>,
+    /// Whether the user wants it running.
+    wanted: bool,
+    started_at: Instant,
+    backoff: Duration,
+    restart_at: Option<tokio::time::Instant>,
+}
+
+impl Supervised {
+    fn status(&self) -> ProcessStatus {
+        ProcessStatus {
+            name: self.spec.name.to_owned(),
+            status: match (&self.child, self.wanted) {
+                (Some(_), _) => ProcessState::Running,
+                (None, true) => ProcessState::Restarting,
+                (None, false) => ProcessState::Stopped,
+            },
+            pid: self.child.as_ref().and_then(Child::id),
+        }
+    }
+
+    fn spawn(&mut self) {
+        match spawn_child(&self.exe, &self.spec) {
+            Ok(mut child) => {
+                self.lifeline = child.stdin.take();
+                self.started_at = Instant::now();
+                self.restart_at = None;
+                self.child = Some(child);
+            }
+            Err(e) => {
+                println!("{}: cannot start: {e:#}", self.spec.name);
+                self.schedule_restart();
+            }
+        }
+    }
+
+    fn schedule_restart(&mut self) {
+        if self.started_at.elapsed() > HEALTHY_RUN {
+            self.backoff = FIRST_BACKOFF;
+        }
+        println!(
+            "{}: restarting in {:.1} s",
+            self.spec.name,
+            self.backoff.as_secs_f64()
+        );
+        self.restart_at = Some(tokio::time::Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    async fn stop(&mut self, mode: StopMode) {
+        self.wanted = false;
+        self.restart_at = None;
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        match (mode, child.id()) {
+            (StopMode::Graceful, Some(pid)) => {
+                let pid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+                let _ = kill(pid, Signal::SIGTERM);
+                if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+                    println!(
+                        "{}: did not stop within {GRACE:?}; killing it",
+                        self.spec.name
+                    );
+                    let _ = child.kill().await;
+                }
+            }
+            _ => {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+async fn supervise(exe: PathBuf, spec: ServiceSpec, mut commands: mpsc::Receiver<Cmd>) {
+    let mut s = Supervised {
+        exe,
+        spec,
+        child: None,
+        lifeline: None,
+        wanted: true,
+        started_at: Instant::now(),
+        backoff: FIRST_BACKOFF,
+        restart_at: None,
+    };
+    s.spawn();
+    loop {
+        let restart_at = s.restart_at;
+        tokio::select! {
+            exit = async {
+                match s.child.as_mut() {
+                    Some(child) => child.wait().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                s.child = None;
+                let how = exit.map_or_else(|e| e.to_string(), |status| status.to_string());
+                println!("{}: exited unexpectedly ({how})", s.spec.name);
+                s.schedule_restart();
+            }
+            () = async {
+                match restart_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if s.wanted && s.child.is_none() {
+                    s.spawn();
+                }
+            }
+            command = commands.recv() => match command {
+                None => {
+                    s.stop(StopMode::Graceful).await;
+                    return;
+                }
+                Some(Cmd::Stop(mode, reply)) => {
+                    s.stop(mode).await;
+                    println!("{}: stopped ({})", s.spec.name, if mode == StopMode::Kill { "killed" } else { "gracefully" });
+                    let _ = reply.send(s.status());
+                }
+                Some(Cmd::Start(reply)) => {
+                    s.wanted = true;
+                    if s.child.is_none() {
+                        s.backoff = FIRST_BACKOFF;
+                        s.spawn();
+                        println!("{}: started", s.spec.name);
+                    }
+                    let _ = reply.send(s.status());
+                }
+                Some(Cmd::Status(reply)) => {
+                    let _ = reply.send(s.status());
+                }
+            }
+        }
+    }
+}
+
+fn spawn_child(exe: &PathBuf, spec: &ServiceSpec) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log_file)
+        .with_context(|| format!("cannot open {}", spec.log_file.display()))?;
+    let log_err = log.try_clone()?;
+    Command::new(exe)
+        .arg("serve")
+        .arg(spec.name)
+        .envs(spec.env.iter().cloned())
+        .env(platform::server::SUPERVISED_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err))
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot run {} serve {}", exe.display(), spec.name))
+}

@@ -1,0 +1,178 @@
+//! `feastfast up`: the whole platform on one machine.
+//!
+//! Every service is its own OS process on its own port with its own SQLite
+//! file under the data directory; the gateway listens on `--port` and the
+//! services on the ports after it. Once every service is ready, demo data
+//! is seeded (only what is missing, so a second `up` keeps the data) and
+//! the URL is printed.
+
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use tokio::net::TcpListener;
+
+use crate::control;
+use crate::seed;
+use crate::supervisor::{ServiceSpec, Supervisor};
+
+#[derive(Args, Debug)]
+pub(crate) struct UpArgs {
+    /// The gateway's port; the services take the next ports (users +1,
+    /// restaurants +2, …).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Where each service keeps its SQLite file, and where logs go.
+    #[arg(long, default_value = ".feastfast")]
+    data_dir: PathBuf,
+    /// Do not run the simulated restaurants and couriers (they arrive with
+    /// the order flow; accepted now so scripts can pass it already).
+    #[arg(long)]
+    no_sim: bool,
+}
+
+/// The services after the gateway, in port order.
+const SERVICES: &[&str] = gateway::SERVICES;
+
+pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let data_dir = absolute(&args.data_dir)?;
+    let logs = data_dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+
+    let ports: Vec<(&'static str, u16)> = std::iter::once(("gateway", args.port))
+        .chain(
+            SERVICES
+                .iter()
+                .zip(1u16..)
+                .map(|(name, i)| (*name, args.port.saturating_add(i))),
+        )
+        .collect();
+    for (name, port) in &ports {
+        StdListener::bind(("127.0.0.1", *port)).with_context(|| {
+            format!(
+                "port {port} for {name} is in use (is another `feastfast up` running? try --port)"
+            )
+        })?;
+    }
+    let url_of = |name: &str| {
+        let port = ports
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, p)| *p);
+        format!("http://127.0.0.1:{port}")
+    };
+
+    let control_listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let control_url = format!("http://{}", control_listener.local_addr()?);
+
+    let specs = ports
+        .iter()
+        .map(|&(name, port)| {
+            let mut env = vec![
+                ("HOST".to_owned(), "127.0.0.1".to_owned()),
+                ("PORT".to_owned(), port.to_string()),
+                ("LOG_FORMAT".to_owned(), "json".to_owned()),
+                (
+                    "DATABASE_URL".to_owned(),
+                    format!("sqlite://{}", data_dir.join(format!("{name}.db")).display()),
+                ),
+            ];
+            for upstream in SERVICES {
+                env.push((format!("{}_URL", upstream.to_uppercase()), url_of(upstream)));
+            }
+            if name == "gateway" {
+                env.push(("FEASTFAST_CONTROL_URL".to_owned(), control_url.clone()));
+            }
+            ServiceSpec {
+                name,
+                port,
+                env,
+                log_file: logs.join(format!("{name}.log")),
+            }
+        })
+        .collect();
+
+    let exe = std::env::current_exe().context("cannot find the feastfast executable")?;
+    let supervisor = Supervisor::start(exe, specs);
+    tokio::spawn(control::serve(control_listener, supervisor.clone()));
+
+    println!(
+        "Starting FeastFast (data in {}, logs in {})",
+        data_dir.display(),
+        logs.display()
+    );
+    let mut waiting = tokio::task::JoinSet::new();
+    for (name, port) in ports.clone() {
+        waiting.spawn(async move {
+            (
+                name,
+                control::wait_ready(port, Duration::from_secs(60)).await,
+            )
+        });
+    }
+    let not_ready: Vec<&str> = waiting
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|(_, ready)| !ready)
+        .map(|(name, _)| name)
+        .collect();
+    if !not_ready.is_empty() {
+        supervisor.shutdown().await;
+        anyhow::bail!(
+            "not ready within 60 s: {} (see {})",
+            not_ready.join(", "),
+            logs.display()
+        );
+    }
+    let ready_in = started.elapsed();
+
+    let gateway_url = url_of("gateway");
+    if let Err(e) = seed::ensure_demo_data(&gateway_url).await {
+        supervisor.shutdown().await;
+        return Err(e.context("cannot seed the demo data"));
+    }
+
+    for (name, port) in supervisor.names() {
+        println!("  {name:<12} http://127.0.0.1:{port}");
+    }
+    seed::print_logins();
+    if args.no_sim {
+        println!("Simulators: off (--no-sim)");
+    }
+    println!("All services ready in {} ms.", ready_in.as_millis());
+    println!("FeastFast is up: {gateway_url}");
+    println!("Press Ctrl-C to stop.");
+
+    wait_for_stop().await;
+    println!("Stopping FeastFast…");
+    supervisor.shutdown().await;
+    println!("Stopped.");
+    Ok(())
+}
+
+fn absolute(path: &PathBuf) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path.clone())
+    } else {
+        Ok(std::env::current_dir()?.join(path))
+    }
+}
+
+async fn wait_for_stop() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

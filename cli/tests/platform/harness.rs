@@ -1,0 +1,166 @@
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A running `feastfast up`.
+pub(crate) struct Platform {
+    child: Child,
+    pub(crate) base: String,
+    pub(crate) output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub(crate) client: reqwest::Client,
+}
+
+/// A base port with the next few ports free too.
+pub(crate) fn free_base_port() -> u16 {
+    for _ in 0..200 {
+        let base = 20_000 + (rand_u16() % 30_000);
+        if (0..6).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range found");
+}
+
+fn rand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (nanos ^ std::process::id().rotate_left(16)) as u16
+}
+
+impl Platform {
+    /// Starts `feastfast up` and waits for its "is up" line.
+    pub(crate) fn start(data_dir: &Path, port: u16) -> Platform {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_feastfast"))
+            .args(["up", "--port", &port.to_string(), "--no-sim", "--data-dir"])
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("runs feastfast up");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("FeastFast is up: ") {
+                    let _ = tx.send(url.to_owned());
+                }
+                lines.lock().expect("lock").push(line);
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "feastfast up did not come up:\n{}",
+                    output.lock().expect("lock").join("\n")
+                );
+            }
+        };
+        Platform {
+            child,
+            base,
+            output,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub(crate) async fn login(&self, email: &str, password: &str) -> String {
+        let r = self
+            .post(
+                "/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "login {email}");
+        r.json::<Value>().await.expect("json")["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    pub(crate) async fn register(&self, email: &str, role: &str) -> String {
+        let r = self
+            .post(
+                "/auth/register",
+                None,
+                json!({"email": email, "password": "correct horse", "name": role, "role": role}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "register {email}");
+        self.login(email, "correct horse").await
+    }
+
+    /// Stops with SIGTERM (as Ctrl-C would) and returns whether it exited 0.
+    pub(crate) fn stop(mut self) -> bool {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits"));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        for _ in 0..300 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        // Its children notice their stdin closing and exit on their own.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Retries `check` until it is true or `limit` passes.
+pub(crate) async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

@@ -1,0 +1,5 @@
+//! Whole-platform tests: `feastfast up` as a real process tree on free
+//! ports, driven through the gateway like a user would.
+
+mod harness;
+mod lifecycle;

@@ -1,0 +1,7 @@
+//! The gateway in front of real users and restaurants services, each on its
+//! own free port with its own SQLite file.
+
+mod catalog;
+mod helpers;
+mod identity;
+mod ops;

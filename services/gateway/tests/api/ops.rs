@@ -1,0 +1,142 @@
+use axum::Router;
+use axum::routing::post;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestPlatform, assert_problem};
+
+#[tokio::test]
+async fn ops_reports_each_service_and_sees_one_go_down() {
+    let mut p = TestPlatform::spawn().await;
+    let list: Value = p
+        .get("/ops/services", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["gateway", "users", "restaurants"]);
+    for s in list.as_array().expect("list") {
+        assert_eq!(s["status"], "up", "{s}");
+        assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+        assert!(s["latency_ms"].is_number());
+    }
+
+    p.stop_service("restaurants").await;
+    let list: Value = p
+        .get("/ops/services", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list[2]["name"], "restaurants");
+    assert_eq!(list[2]["status"], "down");
+    assert_eq!(list[1]["status"], "up");
+}
+
+#[tokio::test]
+async fn process_control_is_absent_outside_a_local_run() {
+    let p = TestPlatform::spawn().await;
+    let r = p
+        .client
+        .post(p.url("/ops/services/restaurants/stop?mode=kill"))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(r, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn process_control_is_forwarded_to_the_supervisor() {
+    // A stand-in for `feastfast up`'s control API that records the call.
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = calls.clone();
+    let control = Router::new().route(
+        "/services/{name}/{action}",
+        post(move |axum::extract::Path((name, action)): axum::extract::Path<(String, String)>,
+                   axum::extract::RawQuery(q): axum::extract::RawQuery| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().expect("lock").push(format!("{name} {action} {}", q.unwrap_or_default()));
+                axum::Json(json!({"name": name, "status": if action == "stop" { "stopped" } else { "running" }, "pid": null}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let control_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, control).await.expect("serves") });
+
+    let p = TestPlatform::spawn_with(Some(control_url)).await;
+    let r = p
+        .client
+        .post(p.url("/ops/services/restaurants/stop?mode=kill"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], "stopped");
+    let r = p
+        .client
+        .post(p.url("/ops/services/restaurants/start"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], "running");
+
+    let r = p
+        .client
+        .post(p.url("/ops/services/restaurants/stop?mode=explode"))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let r = p
+        .client
+        .post(p.url("/ops/services/nosuch/stop"))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(r, StatusCode::NOT_FOUND).await;
+    let r = p
+        .client
+        .post(p.url("/ops/services/gateway/stop"))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(r, StatusCode::CONFLICT).await;
+
+    assert_eq!(
+        *calls.lock().expect("lock"),
+        ["restaurants stop mode=kill", "restaurants start "]
+    );
+}
+
+#[tokio::test]
+async fn the_public_openapi_merges_every_services_routes() {
+    let p = TestPlatform::spawn().await;
+    let doc: Value = p
+        .get("/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    for path in [
+        "/api/v1/auth/register",
+        "/api/v1/me",
+        "/api/v1/restaurants",
+        "/api/v1/restaurants/{id}/menu",
+        "/api/v1/ops/services",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    // Internal paths are not public.
+    assert!(doc["paths"].get("/api/v1/.well-known/jwks.json").is_none());
+    assert!(doc["components"]["schemas"].get("User").is_some());
+}
