@@ -4,15 +4,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use platform::testing::Api;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// A running `feastfast up`.
 pub(crate) struct Platform {
     child: Child,
-    pub(crate) base: String,
     pub(crate) output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    pub(crate) client: reqwest::Client,
+    /// The gateway's public `/api/v1`.
+    pub(crate) api: Api,
 }
 
 /// A base port with the next few ports free too.
@@ -69,39 +70,14 @@ impl Platform {
         };
         Platform {
             child,
-            base,
+            api: Api::with_prefix(&base, "/api/v1"),
             output,
-            client: reqwest::Client::new(),
         }
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.base)
-    }
-
-    pub(crate) async fn post(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: Value,
-    ) -> reqwest::Response {
-        let mut req = self.client.post(self.url(path)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
-    }
-
-    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut req = self.client.get(self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
     }
 
     pub(crate) async fn login(&self, email: &str, password: &str) -> String {
         let r = self
+            .api
             .post(
                 "/auth/login",
                 None,
@@ -117,6 +93,7 @@ impl Platform {
 
     pub(crate) async fn register(&self, email: &str, role: &str) -> String {
         let r = self
+            .api
             .post(
                 "/auth/register",
                 None,

@@ -18,6 +18,7 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
 
     // Demo data was seeded and its logins work.
     let listed: Value = p
+        .api
         .get("/restaurants?limit=100", None)
         .await
         .json()
@@ -35,6 +36,7 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
     p.register("cruz@example.com", "courier").await;
     let owner = p.register("otto@example.com", "restaurant_owner").await;
     let created = p
+        .api
         .post(
             "/restaurants",
             Some(&owner),
@@ -49,6 +51,7 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
         .to_owned();
     for (name, price) in [("Dan dan noodles", 1090), ("Wontons", 690)] {
         let r = p
+            .api
             .post(
                 &format!("/restaurants/{id}/menu"),
                 Some(&owner),
@@ -58,12 +61,14 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
         assert_eq!(r.status(), StatusCode::CREATED);
     }
     let r = p
+        .api
         .post("/restaurants", Some(&customer), json!({"name": "N", "cuisine": "C", "address": "A", "location": {"lat": 0.0, "lng": 0.0}}))
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // Browse and search.
     let found: Value = p
+        .api
         .get("/restaurants?q=zebra", None)
         .await
         .json()
@@ -71,6 +76,7 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
         .expect("json");
     assert_eq!(found["items"][0]["id"], id.as_str());
     let chinese: Value = p
+        .api
         .get("/restaurants?cuisine=Chinese", None)
         .await
         .json()
@@ -78,6 +84,7 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
         .expect("json");
     assert_eq!(chinese["items"].as_array().map(Vec::len), Some(1));
     let detail: Value = p
+        .api
         .get(&format!("/restaurants/{id}"), None)
         .await
         .json()
@@ -87,12 +94,13 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
 
     // Kill restaurants through the ops API: a fast, clear 503, not a hang.
     let r = p
+        .api
         .post("/ops/services/restaurants/stop?mode=kill", None, json!({}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.expect("json")["status"], "stopped");
     let start = Instant::now();
-    let r = p.get(&format!("/restaurants/{id}"), None).await;
+    let r = p.api.get(&format!("/restaurants/{id}"), None).await;
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "503 took {:?}",
@@ -105,6 +113,7 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
         "restaurants"
     );
     let ops: Value = p
+        .api
         .get("/ops/services", None)
         .await
         .json()
@@ -124,18 +133,20 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
     // A stopped service stays stopped: the supervisor does not revive it.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        p.get("/restaurants", None).await.status(),
+        p.api.get("/restaurants", None).await.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
 
     // Start it again: the data is intact.
     let r = p
+        .api
         .post("/ops/services/restaurants/start", None, json!({}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let started: Value = r.json().await.expect("json");
     assert_eq!(started["status"], "running");
     let detail: Value = p
+        .api
         .get(&format!("/restaurants/{id}"), None)
         .await
         .json()
@@ -152,7 +163,11 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
         .expect("kill runs");
     assert!(killed.success());
     let back = eventually(Duration::from_secs(15), || async {
-        p.get(&format!("/restaurants/{id}"), None).await.status() == StatusCode::OK
+        p.api
+            .get(&format!("/restaurants/{id}"), None)
+            .await
+            .status()
+            == StatusCode::OK
     })
     .await;
     assert!(
@@ -166,6 +181,7 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
     assert!(p.stop(), "feastfast up did not exit cleanly on SIGTERM");
     let p = Platform::start(dir.path(), port);
     let detail: Value = p
+        .api
         .get(&format!("/restaurants/{id}"), None)
         .await
         .json()
@@ -174,6 +190,7 @@ async fn the_platform_runs_survives_a_killed_service_and_keeps_its_data() {
     assert_eq!(detail["menu"].as_array().map(Vec::len), Some(2));
     p.login("otto@example.com", "correct horse").await;
     let all: Value = p
+        .api
         .get("/restaurants?q=Trattoria&limit=100", None)
         .await
         .json()

@@ -6,6 +6,10 @@
 //! extractors that produce them, storage, authentication, and the outbound
 //! HTTP client.
 //!
+//! `testing` is test support used by every crate's integration tests (a
+//! service run in-process, a small HTTP client, the problem+json and
+//! standard-endpoint assertions); nothing outside tests uses it.
+//!
 //! Architecture invariant: a service never re-implements anything in this
 //! crate; if two services need the same code, it moves here.
 
@@ -18,6 +22,7 @@ pub mod error;
 pub mod extract;
 pub mod server;
 pub mod telemetry;
+pub mod testing;
 pub mod time;
 
 pub use auth::{Identity, Verifier};

@@ -1,12 +1,14 @@
 use std::time::{Duration, Instant};
 
+use platform::testing::assert_problem;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestPlatform, assert_problem};
+use crate::helpers::TestPlatform;
 
 async fn create_restaurant(p: &TestPlatform, token: &str, name: &str, cuisine: &str) -> Value {
     let r = p
+        .api
         .post(
             "/restaurants",
             Some(token),
@@ -27,6 +29,7 @@ async fn owners_build_menus_and_anyone_browses_them() {
     let id = pizza["id"].as_str().expect("id");
 
     let item = p
+        .api
         .post(
             &format!("/restaurants/{id}/menu"),
             Some(&owner),
@@ -38,16 +41,17 @@ async fn owners_build_menus_and_anyone_browses_them() {
     let item_id = item["id"].as_str().expect("id");
 
     let patched = p
-        .client
-        .patch(p.url(&format!("/restaurants/{id}/menu/{item_id}")))
-        .bearer_auth(&owner)
-        .json(&json!({"price_cents": 1050, "stock": 3}))
-        .send()
-        .await
-        .expect("request");
+        .api
+        .patch(
+            &format!("/restaurants/{id}/menu/{item_id}"),
+            Some(&owner),
+            json!({"price_cents": 1050, "stock": 3}),
+        )
+        .await;
     assert_eq!(patched.status(), StatusCode::OK);
 
     let page: Value = p
+        .api
         .get("/restaurants?q=pizza", None)
         .await
         .json()
@@ -61,6 +65,7 @@ async fn owners_build_menus_and_anyone_browses_them() {
         .collect();
     assert_eq!(names, ["Pizza Place"]);
     let page: Value = p
+        .api
         .get("/restaurants?cuisine=japanese", None)
         .await
         .json()
@@ -69,6 +74,7 @@ async fn owners_build_menus_and_anyone_browses_them() {
     assert_eq!(page["items"][0]["name"], "Sushi Spot");
 
     let detail: Value = p
+        .api
         .get(&format!("/restaurants/{id}"), None)
         .await
         .json()
@@ -85,13 +91,13 @@ async fn writes_need_a_token_and_the_right_role() {
     let body =
         json!({"name": "X", "cuisine": "Y", "address": "Z", "location": {"lat": 0.0, "lng": 0.0}});
     assert_problem(
-        p.post("/restaurants", None, body.clone()).await,
+        p.api.post("/restaurants", None, body.clone()).await,
         StatusCode::UNAUTHORIZED,
     )
     .await;
     let customer = p.token("cust@example.com", "customer").await;
     assert_problem(
-        p.post("/restaurants", Some(&customer), body).await,
+        p.api.post("/restaurants", Some(&customer), body).await,
         StatusCode::FORBIDDEN,
     )
     .await;
@@ -102,7 +108,8 @@ async fn writes_need_a_token_and_the_right_role() {
     let id = r["id"].as_str().expect("id");
     let item = json!({"name": "Pad thai", "price_cents": 1100});
     assert_problem(
-        p.post(&format!("/restaurants/{id}/menu"), Some(&other), item)
+        p.api
+            .post(&format!("/restaurants/{id}/menu"), Some(&other), item)
             .await,
         StatusCode::FORBIDDEN,
     )
@@ -114,7 +121,7 @@ async fn a_dead_restaurants_service_is_a_fast_503_naming_it() {
     let mut p = TestPlatform::spawn().await;
     p.stop_service("restaurants").await;
     let start = Instant::now();
-    let r = p.get("/restaurants", None).await;
+    let r = p.api.get("/restaurants", None).await;
     let elapsed = start.elapsed();
     let body = assert_problem(r, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(body["service"], "restaurants");
@@ -133,12 +140,11 @@ async fn a_dead_restaurants_service_is_a_fast_503_naming_it() {
 #[tokio::test]
 async fn unknown_public_paths_are_404_problems() {
     let p = TestPlatform::spawn().await;
-    assert_problem(p.get("/nothing-here", None).await, StatusCode::NOT_FOUND).await;
-    let r = p
-        .client
-        .delete(p.url("/restaurants"))
-        .send()
-        .await
-        .expect("request");
+    assert_problem(
+        p.api.get("/nothing-here", None).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let r = p.api.delete("/restaurants", None).await;
     assert_problem(r, StatusCode::METHOD_NOT_ALLOWED).await;
 }

@@ -1,58 +1,21 @@
 use std::time::Duration;
 
-use platform::ServiceConfig;
 use platform::config::HttpConfig;
-use platform::server::ShutdownHandle;
 use platform::telemetry::{LogFormat, init_for_tests};
+use platform::testing::{Api, Running, service_config};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-pub(crate) struct Running {
-    pub(crate) url: String,
-    shutdown: ShutdownHandle,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    fn start(server: platform::Server) -> Running {
-        let url = format!("http://127.0.0.1:{}", server.port());
-        let shutdown = server.shutdown_handle();
-        let task = tokio::spawn(async move {
-            server.run_until_stopped().await.expect("serves");
-        });
-        Running {
-            url,
-            shutdown,
-            task,
-        }
-    }
-
-    pub(crate) async fn stop(self) {
-        self.shutdown.shutdown();
-        self.task.await.expect("server task ends");
-    }
-}
-
 pub(crate) struct TestPlatform {
-    pub(crate) gateway: Running,
+    /// Serves `api` for the test's lifetime.
+    _gateway: Running,
     pub(crate) users: Option<Running>,
     pub(crate) restaurants: Option<Running>,
-    pub(crate) client: reqwest::Client,
+    /// The gateway's public `/api/v1`.
+    pub(crate) api: Api,
     /// Holds the services' SQLite files for the test's lifetime.
     _dir: TempDir,
-}
-
-fn service_config(dir: &TempDir, name: &str, users_url: &str) -> ServiceConfig {
-    ServiceConfig {
-        http: HttpConfig {
-            host: [127, 0, 0, 1].into(),
-            port: 0,
-        },
-        database_url: format!("sqlite://{}/{name}.db", dir.path().display()),
-        log_format: LogFormat::Pretty,
-        users_url: users_url.to_owned(),
-    }
 }
 
 impl TestPlatform {
@@ -66,7 +29,7 @@ impl TestPlatform {
         let dir = tempfile::tempdir().expect("tempdir");
         let users = Running::start(
             users::build(users::Config {
-                service: service_config(&dir, "users", "http://127.0.0.1:1"),
+                service: service_config(dir.path(), "users", "http://127.0.0.1:1"),
                 token_ttl: Duration::from_secs(600),
             })
             .await
@@ -74,7 +37,7 @@ impl TestPlatform {
         );
         let restaurants = Running::start(
             restaurants::build(restaurants::Config {
-                service: service_config(&dir, "restaurants", &users.url),
+                service: service_config(dir.path(), "restaurants", &users.url),
             })
             .await
             .expect("restaurants builds"),
@@ -85,10 +48,10 @@ impl TestPlatform {
                 .expect("gateway builds"),
         );
         TestPlatform {
-            gateway,
+            api: Api::with_prefix(&gateway.url, "/api/v1"),
+            _gateway: gateway,
             users: Some(users),
             restaurants: Some(restaurants),
-            client: reqwest::Client::new(),
             _dir: dir,
         }
     }
@@ -105,34 +68,10 @@ impl TestPlatform {
         }
     }
 
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.gateway.url)
-    }
-
-    pub(crate) async fn post(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: Value,
-    ) -> reqwest::Response {
-        let mut req = self.client.post(self.url(path)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
-    }
-
-    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut req = self.client.get(self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
-    }
-
     /// Registers and logs in a user with `role`; returns the token.
     pub(crate) async fn token(&self, email: &str, role: &str) -> String {
         let r = self
+            .api
             .post(
                 "/auth/register",
                 None,
@@ -141,6 +80,7 @@ impl TestPlatform {
             .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         let r = self
+            .api
             .post(
                 "/auth/login",
                 None,
@@ -180,17 +120,4 @@ pub(crate) fn gateway_config(
         upstream_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_millis(300),
     }
-}
-
-/// Asserts a problem+json answer with `status`, and returns its body.
-pub(crate) async fn assert_problem(response: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    assert!(response.headers().contains_key("x-trace-id"));
-    let body: Value = response.json().await.expect("problem body");
-    assert_eq!(body["status"], status.as_u16());
-    body
 }

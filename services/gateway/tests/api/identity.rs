@@ -1,13 +1,14 @@
-use reqwest::StatusCode;
+use platform::testing::assert_problem;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestPlatform, assert_problem};
+use crate::helpers::TestPlatform;
 
 #[tokio::test]
 async fn register_login_and_me_through_the_gateway() {
     let p = TestPlatform::spawn().await;
     let token = p.token("ada@example.com", "customer").await;
-    let r = p.get("/me", Some(&token)).await;
+    let r = p.api.get("/me", Some(&token)).await;
     assert_eq!(r.status(), StatusCode::OK);
     let me: Value = r.json().await.expect("json");
     assert_eq!(me["email"], "ada@example.com");
@@ -19,6 +20,7 @@ async fn upstream_errors_pass_through_unchanged() {
     let p = TestPlatform::spawn().await;
     p.token("bob@example.com", "customer").await;
     let again = p
+        .api
         .post(
             "/auth/register",
             None,
@@ -27,6 +29,7 @@ async fn upstream_errors_pass_through_unchanged() {
         .await;
     assert_problem(again, StatusCode::CONFLICT).await;
     let bad = p
+        .api
         .post(
             "/auth/register",
             None,
@@ -36,6 +39,7 @@ async fn upstream_errors_pass_through_unchanged() {
     let body = assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(body["errors"].as_array().map(Vec::len), Some(4));
     let wrong = p
+        .api
         .post(
             "/auth/login",
             None,
@@ -48,11 +52,11 @@ async fn upstream_errors_pass_through_unchanged() {
 #[tokio::test]
 async fn a_missing_or_bad_token_is_refused_at_the_gateway() {
     let p = TestPlatform::spawn().await;
-    let r = p.get("/me", None).await;
+    let r = p.api.get("/me", None).await;
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     assert_problem(r, StatusCode::UNAUTHORIZED).await;
     assert_problem(
-        p.get("/me", Some("garbage")).await,
+        p.api.get("/me", Some("garbage")).await,
         StatusCode::UNAUTHORIZED,
     )
     .await;
@@ -63,7 +67,11 @@ async fn a_missing_or_bad_token_is_refused_at_the_gateway() {
             std::time::Duration::from_secs(60),
         )
         .expect("signs");
-    assert_problem(p.get("/me", Some(&forged)).await, StatusCode::UNAUTHORIZED).await;
+    assert_problem(
+        p.api.get("/me", Some(&forged)).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -73,16 +81,17 @@ async fn tokens_keep_working_while_users_is_down() {
     // The first authenticated call caches the keys at the gateway and at
     // restaurants.
     assert_eq!(
-        p.get("/restaurants/mine", Some(&token)).await.status(),
+        p.api.get("/restaurants/mine", Some(&token)).await.status(),
         StatusCode::OK
     );
     p.stop_service("users").await;
 
     assert_eq!(
-        p.get("/restaurants/mine", Some(&token)).await.status(),
+        p.api.get("/restaurants/mine", Some(&token)).await.status(),
         StatusCode::OK
     );
     let login = p
+        .api
         .post(
             "/auth/login",
             None,
@@ -97,8 +106,8 @@ async fn tokens_keep_working_while_users_is_down() {
 async fn malformed_json_is_a_400_problem_from_the_service() {
     let p = TestPlatform::spawn().await;
     let r = p
-        .client
-        .post(p.url("/auth/register"))
+        .api
+        .request(Method::POST, "/auth/register", None)
         .header("content-type", "application/json")
         .body("{ not json")
         .send()
@@ -112,8 +121,8 @@ async fn the_trace_travels_to_the_upstream() {
     let p = TestPlatform::spawn().await;
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let r = p
-        .client
-        .post(p.url("/auth/login"))
+        .api
+        .request(Method::POST, "/auth/login", None)
         .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
         .json(&json!({"email": "nobody@example.com", "password": "whatever1"}))
         .send()

@@ -1,14 +1,25 @@
 use axum::Router;
 use axum::routing::post;
-use reqwest::StatusCode;
+use platform::testing::assert_problem;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestPlatform, assert_problem};
+use crate::helpers::TestPlatform;
+
+/// A bodiless `POST`, as the ops API's process control is called.
+async fn ops_post(p: &TestPlatform, path: &str) -> reqwest::Response {
+    p.api
+        .request(Method::POST, path, None)
+        .send()
+        .await
+        .expect("request")
+}
 
 #[tokio::test]
 async fn ops_reports_each_service_and_sees_one_go_down() {
     let mut p = TestPlatform::spawn().await;
     let list: Value = p
+        .api
         .get("/ops/services", None)
         .await
         .json()
@@ -29,6 +40,7 @@ async fn ops_reports_each_service_and_sees_one_go_down() {
 
     p.stop_service("restaurants").await;
     let list: Value = p
+        .api
         .get("/ops/services", None)
         .await
         .json()
@@ -42,12 +54,7 @@ async fn ops_reports_each_service_and_sees_one_go_down() {
 #[tokio::test]
 async fn process_control_is_absent_outside_a_local_run() {
     let p = TestPlatform::spawn().await;
-    let r = p
-        .client
-        .post(p.url("/ops/services/restaurants/stop?mode=kill"))
-        .send()
-        .await
-        .expect("request");
+    let r = ops_post(&p, "/ops/services/restaurants/stop?mode=kill").await;
     assert_problem(r, StatusCode::NOT_FOUND).await;
 }
 
@@ -74,42 +81,17 @@ async fn process_control_is_forwarded_to_the_supervisor() {
     tokio::spawn(async move { axum::serve(listener, control).await.expect("serves") });
 
     let p = TestPlatform::spawn_with(Some(control_url)).await;
-    let r = p
-        .client
-        .post(p.url("/ops/services/restaurants/stop?mode=kill"))
-        .send()
-        .await
-        .expect("request");
+    let r = ops_post(&p, "/ops/services/restaurants/stop?mode=kill").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.expect("json")["status"], "stopped");
-    let r = p
-        .client
-        .post(p.url("/ops/services/restaurants/start"))
-        .send()
-        .await
-        .expect("request");
+    let r = ops_post(&p, "/ops/services/restaurants/start").await;
     assert_eq!(r.json::<Value>().await.expect("json")["status"], "running");
 
-    let r = p
-        .client
-        .post(p.url("/ops/services/restaurants/stop?mode=explode"))
-        .send()
-        .await
-        .expect("request");
+    let r = ops_post(&p, "/ops/services/restaurants/stop?mode=explode").await;
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
-    let r = p
-        .client
-        .post(p.url("/ops/services/nosuch/stop"))
-        .send()
-        .await
-        .expect("request");
+    let r = ops_post(&p, "/ops/services/nosuch/stop").await;
     assert_problem(r, StatusCode::NOT_FOUND).await;
-    let r = p
-        .client
-        .post(p.url("/ops/services/gateway/stop"))
-        .send()
-        .await
-        .expect("request");
+    let r = ops_post(&p, "/ops/services/gateway/stop").await;
     assert_problem(r, StatusCode::CONFLICT).await;
 
     assert_eq!(
@@ -122,6 +104,7 @@ async fn process_control_is_forwarded_to_the_supervisor() {
 async fn the_public_openapi_merges_every_services_routes() {
     let p = TestPlatform::spawn().await;
     let doc: Value = p
+        .api
         .get("/openapi.json", None)
         .await
         .json()

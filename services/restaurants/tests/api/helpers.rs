@@ -2,23 +2,20 @@ use std::time::Duration;
 
 use contracts::UserId;
 use contracts::identity::Role;
-use platform::ServiceConfig;
 use platform::Verifier;
 use platform::auth::{JwkSet, SigningKey};
-use platform::config::HttpConfig;
-use platform::telemetry::{LogFormat, init_for_tests};
+use platform::telemetry::init_for_tests;
+use platform::testing::{Api, Running, service_config};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub(crate) struct TestApp {
-    pub(crate) base: String,
-    pub(crate) client: reqwest::Client,
+    pub(crate) running: Running,
+    pub(crate) api: Api,
     pub(crate) dir: TempDir,
     /// Signs the tests' tokens; the service trusts only this key.
     pub(crate) key: SigningKey,
-    shutdown: platform::server::ShutdownHandle,
-    task: tokio::task::JoinHandle<()>,
 }
 
 /// Someone with a token: a new user of some role.
@@ -26,18 +23,10 @@ pub(crate) struct Caller {
     pub(crate) token: String,
 }
 
-pub(crate) fn config(dir: &TempDir, port: u16) -> restaurants::Config {
+pub(crate) fn config(dir: &TempDir) -> restaurants::Config {
     restaurants::Config {
-        service: ServiceConfig {
-            http: HttpConfig {
-                host: [127, 0, 0, 1].into(),
-                port,
-            },
-            database_url: format!("sqlite://{}/restaurants.db", dir.path().display()),
-            log_format: LogFormat::Pretty,
-            // Nothing listens there: tokens are verified with the test key.
-            users_url: "http://127.0.0.1:1".to_owned(),
-        },
+        // Nothing listens at users_url: tokens are verified with the test key.
+        service: service_config(dir.path(), "restaurants", "http://127.0.0.1:1"),
     }
 }
 
@@ -58,33 +47,23 @@ impl TestApp {
             keys: vec![key.jwk()],
         })
         .expect("valid key");
-        let server = restaurants::build_with_verifier(config(&dir, 0), verifier)
-            .await
-            .expect("builds");
-        let base = format!("http://127.0.0.1:{}", server.port());
-        let shutdown = server.shutdown_handle();
-        let task = tokio::spawn(async move {
-            server.run_until_stopped().await.expect("serves");
-        });
+        let running = Running::start(
+            restaurants::build_with_verifier(config(&dir), verifier)
+                .await
+                .expect("builds"),
+        );
         TestApp {
-            base,
-            client: reqwest::Client::new(),
+            api: Api::new(&running.url),
+            running,
             dir,
             key,
-            shutdown,
-            task,
         }
     }
 
     /// Stops gracefully and hands back the data directory and the key.
     pub(crate) async fn stop(self) -> (TempDir, SigningKey) {
-        self.shutdown.shutdown();
-        self.task.await.expect("server task ends");
+        self.running.stop().await;
         (self.dir, self.key)
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
     }
 
     /// A new user with `role` and a valid token.
@@ -105,11 +84,7 @@ impl TestApp {
         token: Option<&str>,
         body: &Value,
     ) -> reqwest::Response {
-        let mut req = self.client.post(self.url("/restaurants")).json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
+        self.api.post("/restaurants", token, body.clone()).await
     }
 
     /// Creates a restaurant of `owner` and returns it.
@@ -123,11 +98,7 @@ impl TestApp {
 
     /// `GET /restaurants?{query}`.
     pub(crate) async fn list(&self, query: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(&format!("/restaurants?{query}")))
-            .send()
-            .await
-            .expect("request")
+        self.api.get(&format!("/restaurants?{query}"), None).await
     }
 
     /// The names on the page `GET /restaurants?{query}` answers.
@@ -139,19 +110,11 @@ impl TestApp {
     }
 
     pub(crate) async fn mine(&self, token: Option<&str>) -> reqwest::Response {
-        let mut req = self.client.get(self.url("/restaurants/mine"));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
+        self.api.get("/restaurants/mine", token).await
     }
 
     pub(crate) async fn detail(&self, id: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(&format!("/restaurants/{id}")))
-            .send()
-            .await
-            .expect("request")
+        self.api.get(&format!("/restaurants/{id}"), None).await
     }
 
     /// The detail of a restaurant that exists.
@@ -167,14 +130,13 @@ impl TestApp {
         restaurant: &str,
         body: &Value,
     ) -> reqwest::Response {
-        let mut req = self
-            .client
-            .post(self.url(&format!("/restaurants/{restaurant}/menu")))
-            .json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
+        self.api
+            .post(
+                &format!("/restaurants/{restaurant}/menu"),
+                token,
+                body.clone(),
+            )
+            .await
     }
 
     /// Adds an item to `restaurant`'s menu and returns it.
@@ -191,14 +153,13 @@ impl TestApp {
         item: &str,
         body: &Value,
     ) -> reqwest::Response {
-        let mut req = self
-            .client
-            .patch(self.url(&format!("/restaurants/{restaurant}/menu/{item}")))
-            .json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
+        self.api
+            .patch(
+                &format!("/restaurants/{restaurant}/menu/{item}"),
+                token,
+                body.clone(),
+            )
+            .await
     }
 }
 
@@ -235,23 +196,4 @@ pub(crate) fn invalid_fields(problem: &Value) -> Vec<String> {
         .iter()
         .map(|e| e["field"].as_str().expect("field").to_owned())
         .collect()
-}
-
-/// Asserts a problem+json answer with `status`, and returns its body.
-pub(crate) async fn assert_problem(response: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    assert!(response.headers().contains_key("x-trace-id"));
-    let body: Value = response.json().await.expect("problem body");
-    assert_eq!(body["status"], status.as_u16());
-    assert!(
-        body["type"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("urn:feastfast:problem:"))
-    );
-    assert!(body["title"].is_string());
-    body
 }

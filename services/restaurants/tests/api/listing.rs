@@ -2,10 +2,11 @@
 
 use std::collections::HashSet;
 
+use platform::testing::assert_problem;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, id_of, invalid_fields, names};
+use crate::helpers::{TestApp, id_of, invalid_fields, names};
 
 /// An app with a small catalog, created out of name order.
 async fn app_with_catalog() -> TestApp {

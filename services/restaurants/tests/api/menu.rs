@@ -1,10 +1,11 @@
 //! Adding menu items and changing them.
 
 use contracts::identity::Role;
-use reqwest::StatusCode;
+use platform::testing::assert_problem;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Caller, TestApp, assert_problem, id_of, invalid_fields};
+use crate::helpers::{Caller, TestApp, id_of, invalid_fields};
 
 /// An app with one owner's restaurant.
 async fn app_with_restaurant() -> (TestApp, Caller, String) {
@@ -258,9 +259,12 @@ async fn broken_json_in_a_patch_is_400() {
     let (app, owner, restaurant) = app_with_restaurant().await;
     let item = app.seed_item(&owner, &restaurant, &margherita()).await;
     let r = app
-        .client
-        .patch(app.url(&format!("/restaurants/{restaurant}/menu/{}", id_of(&item))))
-        .bearer_auth(&owner.token)
+        .api
+        .request(
+            Method::PATCH,
+            &format!("/restaurants/{restaurant}/menu/{}", id_of(&item)),
+            Some(&owner.token),
+        )
         .header("content-type", "application/json")
         .body("{\"price_cents\": 1,")
         .send()

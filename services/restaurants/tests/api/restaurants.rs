@@ -2,10 +2,11 @@
 
 use contracts::identity::Role;
 use platform::auth::SigningKey;
-use reqwest::StatusCode;
+use platform::testing::assert_problem;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, id_of, invalid_fields, names, restaurant_body};
+use crate::helpers::{TestApp, id_of, invalid_fields, names, restaurant_body};
 
 #[tokio::test]
 async fn an_owner_opens_a_restaurant_that_accepts_orders_automatically_by_default() {
@@ -155,9 +156,8 @@ async fn broken_json_is_400_and_a_missing_field_is_422() {
     let owner = app.owner();
 
     let r = app
-        .client
-        .post(app.url("/restaurants"))
-        .bearer_auth(&owner.token)
+        .api
+        .request(Method::POST, "/restaurants", Some(&owner.token))
         .header("content-type", "application/json")
         .body("{\"name\": ")
         .send()

@@ -1,63 +1,66 @@
 //! The platform's standard behaviour and durability, as seen on this
 //! service.
 
+use platform::testing::{
+    assert_health, assert_metrics_count, assert_openapi, assert_trace_ids,
+    assert_unmatched_requests_are_problems,
+};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{TestApp, id_of};
 
 #[tokio::test]
 async fn health_reports_the_service_and_its_database() {
     let app = TestApp::spawn().await;
-    let ready = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(ready.status(), StatusCode::OK);
-    let body: Value = ready.json().await.expect("json");
-    assert_eq!(body["service"], "restaurants");
-    assert_eq!(body["checks"]["database"], "ok");
+    assert_health(&app.running.url, "restaurants").await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_per_route_and_status() {
+    let app = TestApp::spawn().await;
+    app.mine(None).await;
+    assert_metrics_count(
+        &app.running.url,
+        "/restaurants/mine",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn openapi_describes_the_routes() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
-    for (path, method) in [
-        ("/restaurants", "get"),
-        ("/restaurants", "post"),
-        ("/restaurants/mine", "get"),
-        ("/restaurants/{id}", "get"),
-        ("/restaurants/{id}/menu", "post"),
-        ("/restaurants/{id}/menu/{item_id}", "patch"),
-    ] {
-        assert!(
-            doc["paths"][path].get(method).is_some(),
-            "{method} {path} missing"
-        );
-    }
-    for schema in [
-        "Restaurant",
-        "RestaurantDetail",
-        "MenuItem",
-        "NewRestaurant",
-    ] {
-        assert!(
-            doc["components"]["schemas"].get(schema).is_some(),
-            "{schema} missing"
-        );
-    }
+    assert_openapi(
+        &app.running.url,
+        &[
+            ("/restaurants", "get"),
+            ("/restaurants", "post"),
+            ("/restaurants/mine", "get"),
+            ("/restaurants/{id}", "get"),
+            ("/restaurants/{id}/menu", "post"),
+            ("/restaurants/{id}/menu/{item_id}", "patch"),
+        ],
+        &[
+            "Restaurant",
+            "RestaurantDetail",
+            "MenuItem",
+            "NewRestaurant",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let app = TestApp::spawn().await;
+    assert_unmatched_requests_are_problems(&app.running.url, "/restaurants").await;
+}
+
+#[tokio::test]
+async fn a_traceparent_is_honoured_and_echoed_as_x_trace_id() {
+    let app = TestApp::spawn().await;
+    assert_trace_ids(&app.running.url).await;
 }
 
 #[tokio::test]

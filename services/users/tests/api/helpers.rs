@@ -1,31 +1,20 @@
 use std::time::Duration;
 
-use platform::ServiceConfig;
-use platform::config::HttpConfig;
-use platform::telemetry::{LogFormat, init_for_tests};
+use platform::telemetry::init_for_tests;
+use platform::testing::{Api, Running, service_config};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub(crate) struct TestApp {
-    pub(crate) base: String,
-    pub(crate) client: reqwest::Client,
+    pub(crate) running: Running,
+    pub(crate) api: Api,
     pub(crate) dir: TempDir,
-    shutdown: platform::server::ShutdownHandle,
-    task: tokio::task::JoinHandle<()>,
 }
 
-pub(crate) fn config(dir: &TempDir, port: u16) -> users::Config {
+pub(crate) fn config(dir: &TempDir) -> users::Config {
     users::Config {
-        service: ServiceConfig {
-            http: HttpConfig {
-                host: [127, 0, 0, 1].into(),
-                port,
-            },
-            database_url: format!("sqlite://{}/users.db", dir.path().display()),
-            log_format: LogFormat::Pretty,
-            users_url: "http://127.0.0.1:1".to_owned(),
-        },
+        service: service_config(dir.path(), "users", "http://127.0.0.1:1"),
         token_ttl: Duration::from_secs(600),
     }
 }
@@ -38,48 +27,32 @@ impl TestApp {
     /// Starts the service on a database directory (a restart keeps `dir`).
     pub(crate) async fn spawn_in(dir: TempDir) -> TestApp {
         init_for_tests();
-        let server = users::build(config(&dir, 0)).await.expect("builds");
-        let base = format!("http://127.0.0.1:{}", server.port());
-        let shutdown = server.shutdown_handle();
-        let task = tokio::spawn(async move {
-            server.run_until_stopped().await.expect("serves");
-        });
+        let running = Running::start(users::build(config(&dir)).await.expect("builds"));
         TestApp {
-            base,
-            client: reqwest::Client::new(),
+            api: Api::new(&running.url),
+            running,
             dir,
-            shutdown,
-            task,
         }
     }
 
     /// Stops gracefully and hands back the data directory.
     pub(crate) async fn stop(self) -> TempDir {
-        self.shutdown.shutdown();
-        self.task.await.expect("server task ends");
+        self.running.stop().await;
         self.dir
     }
 
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
     pub(crate) async fn register(&self, body: Value) -> reqwest::Response {
-        self.client
-            .post(self.url("/auth/register"))
-            .json(&body)
-            .send()
-            .await
-            .expect("request")
+        self.api.post("/auth/register", None, body).await
     }
 
     pub(crate) async fn login(&self, email: &str, password: &str) -> reqwest::Response {
-        self.client
-            .post(self.url("/auth/login"))
-            .json(&json!({ "email": email, "password": password }))
-            .send()
+        self.api
+            .post(
+                "/auth/login",
+                None,
+                json!({ "email": email, "password": password }),
+            )
             .await
-            .expect("request")
     }
 
     /// Registers `email` as a customer and returns a token.
@@ -97,29 +70,6 @@ impl TestApp {
     }
 
     pub(crate) async fn me(&self, token: Option<&str>) -> reqwest::Response {
-        let mut req = self.client.get(self.url("/me"));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
+        self.api.get("/me", token).await
     }
-}
-
-/// Asserts a problem+json answer with `status`, and returns its body.
-pub(crate) async fn assert_problem(response: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    assert!(response.headers().contains_key("x-trace-id"));
-    let body: Value = response.json().await.expect("problem body");
-    assert_eq!(body["status"], status.as_u16());
-    assert!(
-        body["type"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("urn:feastfast:problem:"))
-    );
-    assert!(body["title"].is_string());
-    body
 }

@@ -2,10 +2,11 @@ use std::time::{Duration, Instant};
 
 use platform::HttpClient;
 use platform::auth::{JwkSet, Verifier};
+use platform::testing::assert_problem;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn login_gives_a_bearer_token_that_the_jwks_verifies() {
@@ -20,16 +21,14 @@ async fn login_gives_a_bearer_token_that_the_jwks_verifies() {
     let token = body["access_token"].as_str().expect("token");
 
     // Another service verifies it with nothing but the published keys.
-    let verifier = Verifier::remote(HttpClient::default(), app.url("/.well-known/jwks.json"));
+    let verifier = Verifier::remote(HttpClient::default(), app.api.url("/.well-known/jwks.json"));
     let identity = verifier.verify(token).await.expect("verifies");
     assert_eq!(identity.role, contracts::identity::Role::Courier);
 
     let jwks: JwkSet = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
+        .api
+        .get("/.well-known/jwks.json", None)
         .await
-        .expect("request")
         .json()
         .await
         .expect("jwks");

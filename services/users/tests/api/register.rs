@@ -1,7 +1,8 @@
-use reqwest::StatusCode;
+use platform::testing::assert_problem;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn registering_answers_201_with_the_user_and_no_secret() {
@@ -77,8 +78,8 @@ async fn a_missing_field_is_422_and_broken_json_is_400() {
     );
 
     let r = app
-        .client
-        .post(app.url("/auth/register"))
+        .api
+        .request(Method::POST, "/auth/register", None)
         .header("content-type", "application/json")
         .body("{\"email\": ")
         .send()
@@ -87,8 +88,8 @@ async fn a_missing_field_is_422_and_broken_json_is_400() {
     assert_problem(r, StatusCode::BAD_REQUEST).await;
 
     let r = app
-        .client
-        .post(app.url("/auth/register"))
+        .api
+        .request(Method::POST, "/auth/register", None)
         .body("email=a@example.com")
         .send()
         .await
