@@ -19,6 +19,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod server;
 pub mod telemetry;

@@ -24,6 +24,23 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/ops/services/{name}/stop", post(stop))
         .route("/api/v1/ops/services/{name}/start", post(start))
         .route("/api/v1/openapi.json", get(public_openapi))
+        .route("/", get(index))
+        .route("/api/v1", get(index))
+}
+
+/// Where to go from the gateway's root: a person opening the URL, or a
+/// client discovering the API, finds its way from here.
+async fn index() -> Json<Value> {
+    Json(json!({
+        "name": "FeastFast",
+        "version": env!("CARGO_PKG_VERSION"),
+        "links": {
+            "api": PREFIX,
+            "openapi": "/api/v1/openapi.json",
+            "restaurants": "/api/v1/restaurants",
+            "services": "/api/v1/ops/services",
+        }
+    }))
 }
 
 #[derive(OpenApi)]

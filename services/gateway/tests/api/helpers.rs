@@ -9,7 +9,7 @@ use tempfile::TempDir;
 
 pub(crate) struct TestPlatform {
     /// Serves `api` for the test's lifetime.
-    _gateway: Running,
+    pub(crate) gateway: Running,
     pub(crate) users: Option<Running>,
     pub(crate) restaurants: Option<Running>,
     /// The gateway's public `/api/v1`.
@@ -49,7 +49,7 @@ impl TestPlatform {
         );
         TestPlatform {
             api: Api::with_prefix(&gateway.url, "/api/v1"),
-            _gateway: gateway,
+            gateway,
             users: Some(users),
             restaurants: Some(restaurants),
             _dir: dir,

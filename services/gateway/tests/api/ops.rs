@@ -123,3 +123,15 @@ async fn the_public_openapi_merges_every_services_routes() {
     assert!(doc["paths"].get("/api/v1/.well-known/jwks.json").is_none());
     assert!(doc["components"]["schemas"].get("User").is_some());
 }
+
+#[tokio::test]
+async fn the_root_points_the_way() {
+    let p = TestPlatform::spawn().await;
+    let r = platform::testing::Api::new(&p.gateway.url)
+        .get("/", None)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let index: Value = r.json().await.expect("json");
+    assert_eq!(index["links"]["openapi"], "/api/v1/openapi.json");
+    assert_eq!(index["links"]["services"], "/api/v1/ops/services");
+}

@@ -1,0 +1,274 @@
+//! Idempotent consumers.
+//!
+//! A [`Consumer`] reads a producer's feed from its stored cursor and applies
+//! each event with a [`Handler`] inside one transaction that also records
+//! the event id in the inbox and advances the cursor. So an event is
+//! applied once: a redelivery finds its id in the inbox, and a crash before
+//! the commit leaves the cursor where it was. A handler that fails is
+//! retried with back-off; after `max_attempts` the event is parked in
+//! `dead_letters` (in the same transaction that moves the cursor past it)
+//! and the feed keeps flowing.
+
+use std::time::Duration;
+
+use contracts::events::{CloudEvent, FeedPage};
+use sqlx::AnyConnection;
+
+use super::BoxFuture;
+use crate::client::HttpClient;
+use crate::db::Db;
+
+/// Applies one event; runs inside the consumer's transaction.
+pub trait Handler: Send + Sync + 'static {
+    /// Which event types this handler wants; the rest only move the cursor.
+    fn wants(&self, kind: &str) -> bool;
+
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut AnyConnection,
+        event: &'a CloudEvent,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// Where and how to consume.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// The producing service (the cursor's key), e.g. `orders`.
+    pub source: String,
+    /// The producer's base URL.
+    pub url: String,
+    pub batch: i64,
+    /// How long one feed request waits for news.
+    pub wait: Duration,
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl ConsumerConfig {
+    pub fn new(source: &str, url: &str) -> Self {
+        Self {
+            source: source.to_owned(),
+            url: url.trim_end_matches('/').to_owned(),
+            batch: 100,
+            wait: Duration::from_secs(10),
+            max_attempts: 8,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What happened to one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// Already in the inbox.
+    Duplicate,
+    /// Not a type the handler wants.
+    Skipped,
+    DeadLettered,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Skipped => "skipped",
+            Outcome::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+pub struct Consumer<H> {
+    db: Db,
+    client: HttpClient,
+    config: ConsumerConfig,
+    handler: H,
+}
+
+impl<H: Handler> Consumer<H> {
+    pub fn new(db: Db, client: HttpClient, config: ConsumerConfig, handler: H) -> Self {
+        Self {
+            db,
+            client,
+            config,
+            handler,
+        }
+    }
+
+    /// Consumes forever (until the task is aborted).
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move { self.run().await })
+    }
+
+    async fn run(self) {
+        let mut backoff = self.config.first_backoff;
+        loop {
+            match self.poll_once().await {
+                Ok(_) => backoff = self.config.first_backoff,
+                Err(e) => {
+                    tracing::debug!(source = %self.config.source, error = %format!("{e:#}"), "feed unavailable; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// The stored cursor for this source.
+    pub async fn cursor(&self) -> Result<i64, sqlx::Error> {
+        cursor(&self.db, &self.config.source).await
+    }
+
+    /// Fetches one page (waiting for news) and applies it; returns how many
+    /// entries it read.
+    pub async fn poll_once(&self) -> anyhow::Result<usize> {
+        let after = self.cursor().await?;
+        let page: FeedPage = self
+            .client
+            .get(&format!(
+                "{}/events?after={after}&limit={}&wait={}",
+                self.config.url,
+                self.config.batch,
+                self.config.wait.as_millis()
+            ))
+            .timeout(self.config.wait + Duration::from_secs(5))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        for entry in &page.entries {
+            self.apply_with_retries(entry.position, &entry.event)
+                .await?;
+        }
+        Ok(page.entries.len())
+    }
+
+    async fn apply_with_retries(
+        &self,
+        position: i64,
+        event: &CloudEvent,
+    ) -> anyhow::Result<Outcome> {
+        let mut backoff = self.config.first_backoff;
+        let mut attempt = 1;
+        loop {
+            match self.apply(position, event).await {
+                Ok(outcome) => {
+                    self.count(event, outcome);
+                    return Ok(outcome);
+                }
+                Err(e) if attempt >= self.config.max_attempts => {
+                    tracing::error!(source = %self.config.source, event_id = %event.id, kind = %event.kind, attempts = attempt,
+                        error = %format!("{e:#}"), "event parked as a dead letter");
+                    self.dead_letter(position, event, &format!("{e:#}"), attempt)
+                        .await?;
+                    self.count(event, Outcome::DeadLettered);
+                    return Ok(Outcome::DeadLettered);
+                }
+                Err(e) => {
+                    tracing::warn!(source = %self.config.source, event_id = %event.id, kind = %event.kind, attempt,
+                        error = %format!("{e:#}"), "applying an event failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    fn count(&self, event: &CloudEvent, outcome: Outcome) {
+        metrics::counter!("events_consumed_total", "source" => self.config.source.clone(),
+            "type" => event.kind.clone(), "outcome" => outcome.label())
+        .increment(1);
+    }
+
+    /// Applies one event exactly once, advancing the cursor with it.
+    pub async fn apply(&self, position: i64, event: &CloudEvent) -> anyhow::Result<Outcome> {
+        let mut tx = self.db.begin().await?;
+        let outcome = if !self.handler.wants(&event.kind) {
+            Outcome::Skipped
+        } else if seen(&mut tx, &event.id).await? {
+            Outcome::Duplicate
+        } else {
+            self.handler.handle(&mut tx, event).await?;
+            record(&mut tx, &event.id, &self.config.source).await?;
+            Outcome::Applied
+        };
+        advance(&mut tx, &self.config.source, position).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn dead_letter(
+        &self,
+        position: i64,
+        event: &CloudEvent,
+        error: &str,
+        attempts: u32,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.db.begin().await?;
+        sqlx::query(
+            "INSERT INTO dead_letters (event_id, source, position, event, error, attempts, dead_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(&self.config.source)
+        .bind(position)
+        .bind(serde_json::to_string(event)?)
+        .bind(error)
+        .bind(i64::from(attempts))
+        .bind(crate::time::now())
+        .execute(&mut *tx)
+        .await?;
+        advance(&mut tx, &self.config.source, position).await?;
+        tx.commit().await?;
+        metrics::counter!("events_dead_letters_total", "source" => self.config.source.clone())
+            .increment(1);
+        Ok(())
+    }
+}
+
+async fn cursor(db: &Db, source: &str) -> Result<i64, sqlx::Error> {
+    let position: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM consumer_cursors WHERE source = $1")
+            .bind(source)
+            .fetch_optional(db)
+            .await?;
+    Ok(position.unwrap_or(0))
+}
+
+async fn seen(conn: &mut AnyConnection, event_id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT event_id FROM inbox WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+async fn record(conn: &mut AnyConnection, event_id: &str, source: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO inbox (event_id, source, handled_at) VALUES ($1, $2, $3)")
+        .bind(event_id)
+        .bind(source)
+        .bind(crate::time::now())
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+async fn advance(conn: &mut AnyConnection, source: &str, position: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO consumer_cursors (source, position, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (source) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at \
+         WHERE consumer_cursors.position < excluded.position",
+    )
+    .bind(source)
+    .bind(position)
+    .bind(crate::time::now())
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,313 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use contracts::events::{CloudEvent, Event, FeedPage};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+
+use super::consumer::{Consumer, ConsumerConfig, Handler, Outcome};
+use super::{BoxFuture, MIGRATION, Outbox, enqueue, feed};
+use crate::client::HttpClient;
+use crate::config::HttpConfig;
+use crate::db::{self, Db};
+use crate::server::{Server, Service};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Cooked {
+    dish: String,
+}
+
+impl Event for Cooked {
+    const TYPE: &'static str = "feastfast.test.cooked.v1";
+    const SOURCE: &'static str = "kitchen";
+    fn subject(&self) -> String {
+        self.dish.clone()
+    }
+}
+
+const CONSUMER_TABLES: db::MigrationSource =
+    (1, "eaten", "CREATE TABLE eaten (dish TEXT NOT NULL)");
+
+async fn database(dir: &tempfile::TempDir, name: &str) -> Db {
+    let url = format!("sqlite://{}/{name}.db", dir.path().display());
+    db::connect(&url, &[CONSUMER_TABLES, MIGRATION])
+        .await
+        .expect("connects")
+}
+
+async fn cook(db: &Db, outbox: &Outbox, dish: &str) {
+    let mut tx = db.begin().await.expect("begins");
+    enqueue(
+        &mut tx,
+        &Cooked {
+            dish: dish.to_owned(),
+        },
+    )
+    .await
+    .expect("enqueues");
+    tx.commit().await.expect("commits");
+    outbox.notify();
+}
+
+/// Serves `outbox`'s feed on a free port; returns its URL.
+async fn serve_feed(outbox: &Outbox) -> String {
+    let service = Service::new(
+        "kitchen",
+        feed::router(outbox.clone()),
+        utoipa::openapi::OpenApi::default(),
+    );
+    let server = Server::bind(
+        &HttpConfig {
+            host: [127, 0, 0, 1].into(),
+            port: 0,
+        },
+        service,
+    )
+    .await
+    .expect("binds");
+    let url = format!("http://127.0.0.1:{}", server.port());
+    tokio::spawn(server.run_until_stopped());
+    url
+}
+
+async fn page(url: &str, query: &str) -> FeedPage {
+    reqwest::get(format!("{url}/events?{query}"))
+        .await
+        .expect("request")
+        .error_for_status()
+        .expect("200")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn only_committed_events_reach_the_feed_in_commit_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, "kitchen").await;
+    let outbox = Outbox::new(db.clone());
+
+    let mut rolled_back = db.begin().await.expect("begins");
+    enqueue(
+        &mut rolled_back,
+        &Cooked {
+            dish: "burnt".to_owned(),
+        },
+    )
+    .await
+    .expect("enqueues");
+    rolled_back.rollback().await.expect("rolls back");
+    for dish in ["soup", "bread", "cake"] {
+        cook(&db, &outbox, dish).await;
+    }
+    assert_eq!(outbox.relay_once().await.expect("relays"), 3);
+
+    let url = serve_feed(&outbox).await;
+    let all = page(&url, "after=0").await;
+    let seen: Vec<(i64, String)> = all
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.position,
+                e.event.decode::<Cooked>().expect("decodes").dish,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "soup".to_owned()),
+            (2, "bread".to_owned()),
+            (3, "cake".to_owned())
+        ]
+    );
+    assert_eq!(all.last_position, 3);
+    let rest = page(&url, "after=2&limit=10").await;
+    assert_eq!(rest.entries.len(), 1);
+    assert_eq!(rest.entries[0].event.source, "feastfast/kitchen");
+}
+
+#[tokio::test]
+async fn positions_stay_unique_and_gapless_under_concurrent_writers_and_relays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, "kitchen").await;
+    let outbox = Outbox::new(db.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (db, outbox) = (db.clone(), outbox.clone());
+        tasks.spawn(async move {
+            cook(&db, &outbox, &format!("dish {i}")).await;
+            outbox.relay_once().await.expect("relays");
+        });
+    }
+    tasks.join_all().await;
+    outbox.relay_once().await.expect("relays");
+    let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM outbox ORDER BY position")
+        .fetch_all(&db)
+        .await
+        .expect("reads");
+    assert_eq!(positions, (1..=40).collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn a_waiting_reader_is_woken_by_the_next_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, "kitchen").await;
+    let outbox = Outbox::new(db.clone());
+    let _relay = outbox.start_relay();
+    let url = serve_feed(&outbox).await;
+
+    let start = Instant::now();
+    let waiting = tokio::spawn({
+        let url = url.clone();
+        async move { page(&url, "after=0&wait=5000").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cook(&db, &outbox, "soup").await;
+    let got = waiting.await.expect("joins");
+    assert_eq!(got.entries.len(), 1);
+    // Answered because of the commit, well before the 5 s wait ran out.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let empty = page(&url, "after=1&wait=50").await;
+    assert!(empty.entries.is_empty());
+    assert_eq!(empty.last_position, 1);
+}
+
+#[tokio::test]
+async fn bad_feed_parameters_are_problems() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = Outbox::new(database(&dir, "kitchen").await);
+    let url = serve_feed(&outbox).await;
+    for query in ["limit=0", "limit=5000", "after=-1", "after=abc"] {
+        let r = reqwest::get(format!("{url}/events?{query}"))
+            .await
+            .expect("request");
+        assert!(r.status().is_client_error(), "{query}: {}", r.status());
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+}
+
+/// Eats dishes into a table; fails on poison.
+struct Eater {
+    calls: Arc<AtomicU32>,
+}
+
+impl Handler for Eater {
+    fn wants(&self, kind: &str) -> bool {
+        kind == Cooked::TYPE
+    }
+
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut AnyConnection,
+        event: &'a CloudEvent,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let cooked: Cooked = event.decode()?;
+            sqlx::query("INSERT INTO eaten (dish) VALUES ($1)")
+                .bind(&cooked.dish)
+                .execute(&mut *tx)
+                .await?;
+            anyhow::ensure!(cooked.dish != "poison", "cannot eat poison");
+            Ok(())
+        })
+    }
+}
+
+async fn eaten(db: &Db) -> Vec<String> {
+    sqlx::query_scalar("SELECT dish FROM eaten ORDER BY dish")
+        .fetch_all(db)
+        .await
+        .expect("reads")
+}
+
+fn fast_config(url: &str) -> ConsumerConfig {
+    let mut config = ConsumerConfig::new("kitchen", url);
+    config.wait = Duration::from_millis(50);
+    config.max_attempts = 3;
+    config.first_backoff = Duration::from_millis(1);
+    config
+}
+
+#[tokio::test]
+async fn a_consumer_applies_each_event_once_and_parks_poison() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let producer = database(&dir, "kitchen").await;
+    let outbox = Outbox::new(producer.clone());
+    for dish in ["soup", "poison", "cake"] {
+        cook(&producer, &outbox, dish).await;
+    }
+    outbox.relay_once().await.expect("relays");
+    let url = serve_feed(&outbox).await;
+
+    let consumer_db = database(&dir, "diner").await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let consumer = Consumer::new(
+        consumer_db.clone(),
+        HttpClient::default(),
+        fast_config(&url),
+        Eater {
+            calls: calls.clone(),
+        },
+    );
+    assert_eq!(consumer.poll_once().await.expect("polls"), 3);
+    // Poison rolled back each attempt: only the good dishes were eaten, and
+    // the feed moved past it.
+    assert_eq!(eaten(&consumer_db).await, ["cake", "soup"]);
+    assert_eq!(consumer.cursor().await.expect("cursor"), 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 2 + 3);
+    let (event_id, attempts): (String, i64) =
+        sqlx::query_as("SELECT event_id, attempts FROM dead_letters")
+            .fetch_one(&consumer_db)
+            .await
+            .expect("one dead letter");
+    assert_eq!(attempts, 3);
+
+    // Redelivery of an applied event changes nothing.
+    let page = page(&url, "after=0").await;
+    let soup = &page.entries[0];
+    assert_eq!(
+        consumer
+            .apply(soup.position, &soup.event)
+            .await
+            .expect("applies"),
+        Outcome::Duplicate
+    );
+    assert_eq!(eaten(&consumer_db).await, ["cake", "soup"]);
+    assert_ne!(event_id, soup.event.id);
+
+    // Nothing new: the next poll reads nothing and the cursor stays.
+    assert_eq!(consumer.poll_once().await.expect("polls"), 0);
+    assert_eq!(consumer.cursor().await.expect("cursor"), 3);
+}
+
+#[tokio::test]
+async fn a_failed_apply_leaves_the_cursor_where_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let producer = database(&dir, "kitchen").await;
+    let outbox = Outbox::new(producer.clone());
+    cook(&producer, &outbox, "poison").await;
+    outbox.relay_once().await.expect("relays");
+    let url = serve_feed(&outbox).await;
+    let consumer_db = database(&dir, "diner").await;
+    let consumer = Consumer::new(
+        consumer_db.clone(),
+        HttpClient::default(),
+        fast_config(&url),
+        Eater {
+            calls: Arc::new(AtomicU32::new(0)),
+        },
+    );
+    let entry = page(&url, "after=0").await.entries.remove(0);
+    assert!(consumer.apply(entry.position, &entry.event).await.is_err());
+    assert_eq!(consumer.cursor().await.expect("cursor"), 0);
+    assert!(eaten(&consumer_db).await.is_empty());
+}
