@@ -65,6 +65,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         format!("http://127.0.0.1:{port}")
     };
 
+    // One secret per run: services exchange it with users for service tokens.
+    let service_secret = match std::env::var("SERVICE_SECRET") {
+        Ok(secret) if !secret.is_empty() => secret,
+        _ => random_hex(32)?,
+    };
+
     let control_listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let control_url = format!("http://{}", control_listener.local_addr()?);
 
@@ -75,6 +81,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
                 ("HOST".to_owned(), "127.0.0.1".to_owned()),
                 ("PORT".to_owned(), port.to_string()),
                 ("LOG_FORMAT".to_owned(), "json".to_owned()),
+                ("SERVICE_SECRET".to_owned(), service_secret.clone()),
                 (
                     "DATABASE_URL".to_owned(),
                     format!("sqlite://{}", data_dir.join(format!("{name}.db")).display()),
@@ -152,6 +159,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     supervisor.shutdown().await;
     println!("Stopped.");
     Ok(())
+}
+
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("cannot read /dev/urandom")?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn absolute(path: &PathBuf) -> anyhow::Result<PathBuf> {

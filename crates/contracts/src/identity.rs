@@ -16,6 +16,8 @@ pub enum Role {
     RestaurantOwner,
     Courier,
     Admin,
+    /// Another FeastFast service calling an internal endpoint.
+    Service,
 }
 
 impl Role {
@@ -25,12 +27,13 @@ impl Role {
             Role::RestaurantOwner => "restaurant_owner",
             Role::Courier => "courier",
             Role::Admin => "admin",
+            Role::Service => "service",
         }
     }
 
     /// Whether anyone may register with this role.
     pub const fn self_service(self) -> bool {
-        !matches!(self, Role::Admin)
+        !matches!(self, Role::Admin | Role::Service)
     }
 }
 
@@ -53,6 +56,7 @@ impl FromStr for Role {
             "restaurant_owner" => Ok(Role::RestaurantOwner),
             "courier" => Ok(Role::Courier),
             "admin" => Ok(Role::Admin),
+            "service" => Ok(Role::Service),
             _ => Err(UnknownRole),
         }
     }
@@ -180,6 +184,7 @@ mod tests {
             );
         }
         assert!(!Role::Admin.self_service());
+        assert!(!Role::Service.self_service());
         assert!(Role::Courier.self_service());
         assert_eq!("chef".parse::<Role>(), Err(UnknownRole));
     }

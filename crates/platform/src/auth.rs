@@ -47,6 +47,9 @@ pub struct Claims {
     pub aud: String,
     pub iat: u64,
     pub exp: u64,
+    /// For a service token: the calling service's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub svc: Option<String>,
 }
 
 /// A verified caller.
@@ -138,6 +141,21 @@ impl SigningKey {
 
     /// A token for `user_id` with `role`, valid for `ttl`.
     pub fn issue(&self, user_id: UserId, role: Role, ttl: Duration) -> anyhow::Result<String> {
+        self.sign(user_id, role, None, ttl)
+    }
+
+    /// A service token for the service `name`, valid for `ttl`.
+    pub fn issue_service(&self, name: &str, ttl: Duration) -> anyhow::Result<String> {
+        self.sign(UserId::new(), Role::Service, Some(name.to_owned()), ttl)
+    }
+
+    fn sign(
+        &self,
+        user_id: UserId,
+        role: Role,
+        svc: Option<String>,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
         let now = unix_now();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -146,6 +164,7 @@ impl SigningKey {
             aud: AUDIENCE.to_owned(),
             iat: now,
             exp: now + ttl.as_secs(),
+            svc,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
@@ -249,6 +268,17 @@ impl Verifier {
 
     /// The identity a bearer token proves.
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let claims = self.verify_claims(token).await?;
+        let user_id = UserId::parse(&claims.sub)
+            .map_err(|_| AuthError::Invalid("malformed subject".to_owned()))?;
+        Ok(Identity {
+            user_id,
+            role: claims.role,
+        })
+    }
+
+    /// Everything a valid bearer token says.
+    pub async fn verify_claims(&self, token: &str) -> Result<Claims, AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
@@ -265,14 +295,9 @@ impl Verifier {
                     .ok_or_else(|| AuthError::Invalid("unknown signing key".to_owned()))?
             }
         };
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let user_id = UserId::parse(&data.claims.sub)
-            .map_err(|_| AuthError::Invalid("malformed subject".to_owned()))?;
-        Ok(Identity {
-            user_id,
-            role: data.claims.role,
-        })
+        jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation)
+            .map(|data| data.claims)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
     }
 
     fn cached(&self, kid: &str) -> Option<DecodingKey> {
@@ -338,6 +363,124 @@ fn decoding_keys(set: &JwkSet) -> anyhow::Result<HashMap<String, DecodingKey>> {
                 .with_context(|| format!("JWK {kid} is not usable"))
         })
         .collect()
+}
+
+/// Another FeastFast service, proven by a service token: what `/internal`
+/// endpoints (and the event feed) require. A user's token is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceCaller {
+    pub name: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ServiceCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = parts.extensions.get::<Verifier>().cloned().ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("no Verifier in the request extensions"))
+        })?;
+        let token = bearer_token(parts).ok_or(AuthError::Missing)?;
+        let claims = verifier.verify_claims(token).await?;
+        match (claims.role, claims.svc) {
+            (Role::Service, Some(name)) => Ok(ServiceCaller { name }),
+            _ => Err(ApiError::forbidden(
+                "this internal endpoint needs a service token",
+            )),
+        }
+    }
+}
+
+/// Where a service gets the token it presents on internal calls: from the
+/// users service in exchange for the shared secret (cached until shortly
+/// before it expires, so internal calls keep working through a users
+/// outage), or a fixed token in tests.
+#[derive(Clone)]
+pub struct ServiceTokens {
+    inner: Arc<TokenSource>,
+}
+
+enum TokenSource {
+    Fixed(String),
+    Users {
+        client: HttpClient,
+        url: String,
+        service: String,
+        secret: String,
+        cached: tokio::sync::Mutex<Option<(String, Instant)>>,
+    },
+}
+
+/// `POST /internal/token` on the users service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceTokenRequest {
+    pub service: String,
+    pub secret: String,
+}
+
+impl ServiceTokens {
+    /// Tokens for `service` from the users service at `users_url`.
+    pub fn from_users(client: HttpClient, users_url: &str, service: &str, secret: &str) -> Self {
+        Self {
+            inner: Arc::new(TokenSource::Users {
+                client,
+                url: format!("{}/internal/token", users_url.trim_end_matches('/')),
+                service: service.to_owned(),
+                secret: secret.to_owned(),
+                cached: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Always the same token (tests).
+    pub fn fixed(token: String) -> Self {
+        Self {
+            inner: Arc::new(TokenSource::Fixed(token)),
+        }
+    }
+
+    /// A valid service token.
+    pub async fn token(&self) -> Result<String, ApiError> {
+        let (client, url, service, secret, cached) = match &*self.inner {
+            TokenSource::Fixed(token) => return Ok(token.clone()),
+            TokenSource::Users {
+                client,
+                url,
+                service,
+                secret,
+                cached,
+            } => (client, url, service, secret, cached),
+        };
+        let mut cached = cached.lock().await;
+        if let Some((token, refresh_at)) = &*cached
+            && Instant::now() < *refresh_at
+        {
+            return Ok(token.clone());
+        }
+        let unavailable = |e: &dyn std::fmt::Display| {
+            ApiError::unavailable("users", format!("cannot get a service token: {e}"))
+        };
+        let answer = client
+            .post(url)
+            .json(&ServiceTokenRequest {
+                service: service.clone(),
+                secret: secret.clone(),
+            })
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if !answer.status().is_success() {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "the users service refused a service token for {service}: {}",
+                answer.status()
+            )));
+        }
+        let body: contracts::identity::TokenResponse =
+            answer.json().await.map_err(|e| unavailable(&e))?;
+        // Refresh at 80% of the lifetime, so a token never expires in flight.
+        let refresh_at = Instant::now() + Duration::from_secs(body.expires_in * 4 / 5);
+        *cached = Some((body.access_token.clone(), refresh_at));
+        Ok(body.access_token)
+    }
 }
 
 /// Services put their [`Verifier`] in the request extensions (a layer), so

@@ -128,9 +128,17 @@ pub struct ServiceConfig {
     /// `sqlite://path/to/file.db` (default) or `postgres://…`.
     pub database_url: String,
     pub log_format: LogFormat,
-    /// Where the users service publishes its signing keys.
+    /// Where the users service publishes its signing keys and issues
+    /// service tokens.
     pub users_url: String,
+    /// The secret a service presents to the users service for a service
+    /// token (`SERVICE_SECRET`). `feastfast up` generates one per run.
+    pub service_secret: String,
 }
+
+/// The service secret when none is configured: fine on a laptop, refused
+/// nowhere, but logged as a warning at start.
+pub const DEV_SERVICE_SECRET: &str = "feastfast-local-development-secret";
 
 /// The default local URL of a service.
 pub fn default_url(service: &str) -> String {
@@ -165,6 +173,7 @@ impl ServiceConfig {
             database_url,
             log_format: env.get("LOG_FORMAT", LogFormat::Json),
             users_url: env.url("USERS_URL", &default_url("users")),
+            service_secret: env.string("SERVICE_SECRET", DEV_SERVICE_SECRET),
         }
     }
 }

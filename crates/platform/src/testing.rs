@@ -35,8 +35,12 @@ pub fn service_config(data_dir: &Path, name: &str, users_url: &str) -> ServiceCo
         database_url: format!("sqlite://{}/{name}.db", data_dir.display()),
         log_format: LogFormat::Pretty,
         users_url: users_url.to_owned(),
+        service_secret: TEST_SERVICE_SECRET.to_owned(),
     }
 }
+
+/// The service secret every test service shares.
+pub const TEST_SERVICE_SECRET: &str = "test-service-secret";
 
 /// A [`Server`] serving on a tokio task until [`Running::stop`].
 pub struct Running {

@@ -11,6 +11,7 @@ mod password;
 mod routes;
 mod store;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
@@ -27,6 +28,8 @@ pub struct AppState {
     key: SigningKey,
     token_ttl: Duration,
     passwords: password::Passwords,
+    /// What a service presents for a service token.
+    service_secret: Arc<str>,
 }
 
 static MIGRATIONS: &[platform::db::MigrationSource] =
@@ -50,7 +53,11 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         key,
         token_ttl: config.token_ttl,
         passwords: password::Passwords::new(),
+        service_secret: config.service.service_secret.as_str().into(),
     };
+    if config.service.service_secret == platform::config::DEV_SERVICE_SECRET {
+        tracing::warn!("SERVICE_SECRET is not set: using the local development secret");
+    }
     let service = Service::new(
         "users",
         router(state).layer(Extension(verifier)),

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use contracts::Problem;
 use contracts::identity::{Email, LoginRequest, RegisterRequest, Role, TokenResponse, User};
-use platform::auth::{JwkSet, SigningKey};
+use platform::auth::{JwkSet, ServiceTokenRequest, SigningKey};
 use platform::error::Validator;
 use platform::{ApiError, ApiResult, Identity, Json};
 use utoipa::OpenApi;
@@ -19,10 +19,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/me", get(me))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/internal/token", post(service_token))
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(register, login, me, jwks))]
+#[openapi(paths(register, login, me, jwks, service_token))]
 pub struct ApiDoc;
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
@@ -132,4 +133,41 @@ async fn jwks(State(state): State<AppState>) -> ApiResult<Json<JwkSet>> {
     Ok(Json(JwkSet {
         keys: keys.iter().map(SigningKey::jwk).collect(),
     }))
+}
+
+/// A service token for another FeastFast service, in exchange for the
+/// shared service secret.
+#[utoipa::path(post, path = "/internal/token",
+    request_body(content = inline(Object), description = "`{service, secret}`"),
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "wrong secret", body = Problem),
+        (status = 422, description = "no service name", body = Problem)))]
+async fn service_token(
+    State(state): State<AppState>,
+    Json(req): Json<ServiceTokenRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let mut v = Validator::new();
+    let name = v.text("service", &req.service, 50);
+    v.check(
+        name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+        "service",
+        "must be a service name (lowercase letters and dashes)",
+    );
+    v.finish()?;
+    if !constant_time_eq(req.secret.as_bytes(), state.service_secret.as_bytes()) {
+        return Err(ApiError::unauthorized("wrong service secret"));
+    }
+    let access_token = state.key.issue_service(&name, state.token_ttl)?;
+    Ok(Json(TokenResponse {
+        access_token,
+        token_type: "Bearer".to_owned(),
+        expires_in: state.token_ttl.as_secs(),
+    }))
+}
+
+/// Compares without stopping at the first difference, so timing does not
+/// reveal how much of a guessed secret is right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

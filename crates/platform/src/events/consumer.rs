@@ -15,6 +15,7 @@ use contracts::events::{CloudEvent, FeedPage};
 use sqlx::AnyConnection;
 
 use super::BoxFuture;
+use crate::auth::ServiceTokens;
 use crate::client::HttpClient;
 use crate::db::Db;
 
@@ -84,15 +85,23 @@ impl Outcome {
 pub struct Consumer<H> {
     db: Db,
     client: HttpClient,
+    tokens: ServiceTokens,
     config: ConsumerConfig,
     handler: H,
 }
 
 impl<H: Handler> Consumer<H> {
-    pub fn new(db: Db, client: HttpClient, config: ConsumerConfig, handler: H) -> Self {
+    pub fn new(
+        db: Db,
+        client: HttpClient,
+        tokens: ServiceTokens,
+        config: ConsumerConfig,
+        handler: H,
+    ) -> Self {
         Self {
             db,
             client,
+            tokens,
             config,
             handler,
         }
@@ -126,6 +135,11 @@ impl<H: Handler> Consumer<H> {
     /// entries it read.
     pub async fn poll_once(&self) -> anyhow::Result<usize> {
         let after = self.cursor().await?;
+        let token = self
+            .tokens
+            .token()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let page: FeedPage = self
             .client
             .get(&format!(
@@ -135,6 +149,7 @@ impl<H: Handler> Consumer<H> {
                 self.config.wait.as_millis()
             ))
             .timeout(self.config.wait + Duration::from_secs(5))
+            .bearer_auth(token)
             .send()
             .await?
             .error_for_status()?

@@ -4,6 +4,9 @@
 //! The answer holds the events after `after`, in position order. When there
 //! are none, it waits up to `wait` ms for the next one, so a consumer sees
 //! an event within milliseconds of its commit without polling hard.
+//!
+//! The feed carries every event of the service (addresses included), so it
+//! is internal: callers present a service token.
 
 use std::time::Duration;
 
@@ -14,6 +17,7 @@ use contracts::events::{CloudEvent, FeedEntry, FeedPage};
 use serde::Deserialize;
 
 use super::Outbox;
+use crate::auth::ServiceCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 
@@ -38,6 +42,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(outbox: Outbox) -> Router<S> {
 }
 
 async fn events(
+    _caller: ServiceCaller,
     State(outbox): State<Outbox>,
     Query(params): Query<FeedParams>,
 ) -> ApiResult<Json<FeedPage>> {

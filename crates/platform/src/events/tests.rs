@@ -8,6 +8,7 @@ use sqlx::AnyConnection;
 
 use super::consumer::{Consumer, ConsumerConfig, Handler, Outcome};
 use super::{BoxFuture, MIGRATION, Outbox, enqueue, feed};
+use crate::auth::{JwkSet, ServiceTokens, SigningKey, Verifier};
 use crate::client::HttpClient;
 use crate::config::HttpConfig;
 use crate::db::{self, Db};
@@ -50,13 +51,30 @@ async fn cook(db: &Db, outbox: &Outbox, dish: &str) {
     outbox.notify();
 }
 
+/// The key that signs the tests' tokens.
+fn key() -> &'static SigningKey {
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(SigningKey::generate)
+}
+
+fn service_token() -> String {
+    key()
+        .issue_service("diner", Duration::from_secs(600))
+        .expect("signs")
+}
+
+fn tokens() -> ServiceTokens {
+    ServiceTokens::fixed(service_token())
+}
+
 /// Serves `outbox`'s feed on a free port; returns its URL.
 async fn serve_feed(outbox: &Outbox) -> String {
-    let service = Service::new(
-        "kitchen",
-        feed::router(outbox.clone()),
-        utoipa::openapi::OpenApi::default(),
-    );
+    let verifier = Verifier::with_keys(&JwkSet {
+        keys: vec![key().jwk()],
+    })
+    .expect("keys");
+    let router = feed::router(outbox.clone()).layer(axum::Extension(verifier));
+    let service = Service::new("kitchen", router, utoipa::openapi::OpenApi::default());
     let server = Server::bind(
         &HttpConfig {
             host: [127, 0, 0, 1].into(),
@@ -72,7 +90,10 @@ async fn serve_feed(outbox: &Outbox) -> String {
 }
 
 async fn page(url: &str, query: &str) -> FeedPage {
-    reqwest::get(format!("{url}/events?{query}"))
+    reqwest::Client::new()
+        .get(format!("{url}/events?{query}"))
+        .bearer_auth(service_token())
+        .send()
         .await
         .expect("request")
         .error_for_status()
@@ -185,11 +206,19 @@ async fn bad_feed_parameters_are_problems() {
     let dir = tempfile::tempdir().expect("tempdir");
     let outbox = Outbox::new(database(&dir, "kitchen").await);
     let url = serve_feed(&outbox).await;
-    for query in ["limit=0", "limit=5000", "after=-1", "after=abc"] {
-        let r = reqwest::get(format!("{url}/events?{query}"))
+    for (query, status) in [
+        ("limit=0", 422),
+        ("limit=5000", 422),
+        ("after=-1", 422),
+        ("after=abc", 400),
+    ] {
+        let r = reqwest::Client::new()
+            .get(format!("{url}/events?{query}"))
+            .bearer_auth(service_token())
+            .send()
             .await
             .expect("request");
-        assert!(r.status().is_client_error(), "{query}: {}", r.status());
+        assert_eq!(r.status().as_u16(), status, "{query}");
         assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
 }
@@ -253,6 +282,7 @@ async fn a_consumer_applies_each_event_once_and_parks_poison() {
     let consumer = Consumer::new(
         consumer_db.clone(),
         HttpClient::default(),
+        tokens(),
         fast_config(&url),
         Eater {
             calls: calls.clone(),
@@ -301,6 +331,7 @@ async fn a_failed_apply_leaves_the_cursor_where_it_was() {
     let consumer = Consumer::new(
         consumer_db.clone(),
         HttpClient::default(),
+        tokens(),
         fast_config(&url),
         Eater {
             calls: Arc::new(AtomicU32::new(0)),
@@ -310,4 +341,32 @@ async fn a_failed_apply_leaves_the_cursor_where_it_was() {
     assert!(consumer.apply(entry.position, &entry.event).await.is_err());
     assert_eq!(consumer.cursor().await.expect("cursor"), 0);
     assert!(eaten(&consumer_db).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_feed_is_for_services_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = Outbox::new(database(&dir, "kitchen").await);
+    let url = serve_feed(&outbox).await;
+    let client = reqwest::Client::new();
+    let anonymous = client
+        .get(format!("{url}/events"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let user = key()
+        .issue(
+            contracts::UserId::new(),
+            contracts::identity::Role::Admin,
+            Duration::from_secs(60),
+        )
+        .expect("signs");
+    let as_user = client
+        .get(format!("{url}/events"))
+        .bearer_auth(user)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(as_user.status(), reqwest::StatusCode::FORBIDDEN);
 }

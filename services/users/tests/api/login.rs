@@ -128,3 +128,44 @@ async fn tokens_and_accounts_survive_a_restart() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_service_gets_a_service_token_for_the_shared_secret_only() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .api
+        .post(
+            "/internal/token",
+            None,
+            json!({"service": "orders", "secret": platform::testing::TEST_SERVICE_SECRET}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let token = r.json::<Value>().await.expect("json")["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let verifier = Verifier::remote(HttpClient::default(), app.api.url("/.well-known/jwks.json"));
+    let claims = verifier.verify_claims(&token).await.expect("verifies");
+    assert_eq!(claims.role, contracts::identity::Role::Service);
+    assert_eq!(claims.svc.as_deref(), Some("orders"));
+
+    let wrong = app
+        .api
+        .post(
+            "/internal/token",
+            None,
+            json!({"service": "orders", "secret": "guess"}),
+        )
+        .await;
+    assert_problem(wrong, StatusCode::UNAUTHORIZED).await;
+    let nameless = app
+        .api
+        .post(
+            "/internal/token",
+            None,
+            json!({"service": "Not A Name!", "secret": "guess"}),
+        )
+        .await;
+    assert_problem(nameless, StatusCode::UNPROCESSABLE_ENTITY).await;
+}
