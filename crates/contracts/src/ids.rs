@@ -76,6 +76,15 @@ id_type!(
     /// One item on a restaurant's menu.
     MenuItemId
 );
+id_type!(
+    /// An order (also the key of its reservation, ticket, payment and
+    /// delivery in the other services).
+    OrderId
+);
+id_type!(
+    /// A payment: the authorization of one order and what became of it.
+    PaymentId
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,11 +8,14 @@ pub mod catalog;
 pub mod events;
 pub mod identity;
 pub mod ids;
+pub mod kitchen;
 pub mod money;
 pub mod ops;
+pub mod orders;
 pub mod patch;
+pub mod payments;
 pub mod problem;
 
-pub use ids::{MenuItemId, RestaurantId, UserId};
+pub use ids::{MenuItemId, OrderId, PaymentId, RestaurantId, UserId};
 pub use money::PriceCents;
 pub use problem::{FieldError, Problem};

@@ -125,6 +125,17 @@ impl Backend {
     }
 }
 
+/// A transaction that will write. On SQLite it starts `IMMEDIATE`, taking
+/// the write lock up front: a deferred transaction that reads and then
+/// writes fails at once (`SQLITE_BUSY_SNAPSHOT`, no busy wait) whenever
+/// another writer committed in between. PostgreSQL needs no such care.
+pub async fn begin_write(db: &Db) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match Backend::of(db) {
+        Backend::Sqlite => db.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => db.begin().await,
+    }
+}
+
 /// Whether `e` is a unique-constraint violation (so the caller answers 409).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())

@@ -15,6 +15,11 @@ pub fn now() -> String {
     format(OffsetDateTime::now_utc())
 }
 
+/// `after` from now, as stored and sent.
+pub fn from_now(after: std::time::Duration) -> String {
+    format(OffsetDateTime::now_utc() + after)
+}
+
 /// An instant as stored and sent.
 pub fn format(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)

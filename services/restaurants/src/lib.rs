@@ -6,16 +6,25 @@
 //! enough. Prices are integer cents validated by `contracts::PriceCents`;
 //! a stock of `NULL` means unlimited, never negative.
 //!
+//! It also owns the kitchen side of orders (`kitchen`): stock reservations
+//! and tickets, with the events `ticket.accepted`, `ticket.rejected` and
+//! `ticket.ready` served on its feed (`GET /events`).
+//!
 //! Tokens are verified here, against the users service's public keys
 //! (fetched once and cached by `platform::Verifier`).
 
 mod config;
 mod cursor;
+mod kitchen;
 mod routes;
 mod store;
 
+use std::time::Duration;
+
 use axum::Extension;
+use platform::events::Outbox;
 use platform::{Db, HttpClient, Server, Service, Verifier};
+use utoipa::OpenApi;
 
 pub use config::Config;
 pub use routes::ApiDoc;
@@ -24,19 +33,28 @@ pub use routes::ApiDoc;
 #[derive(Clone)]
 pub struct AppState {
     db: Db,
+    outbox: Outbox,
+    accept_window: Duration,
 }
 
 impl AppState {
     /// State over an open, migrated database (see [`MIGRATIONS`]).
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, accept_window: Duration) -> Self {
+        Self {
+            outbox: Outbox::new(db.clone()),
+            db,
+            accept_window,
+        }
     }
 }
 
 /// The schema, compiled in so a binary never runs against a database it
 /// does not know.
-pub static MIGRATIONS: &[platform::db::MigrationSource] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+pub static MIGRATIONS: &[platform::db::MigrationSource] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "kitchen", include_str!("../migrations/0002_kitchen.sql")),
+    platform::events::MIGRATION,
+];
 
 /// Opens the database and binds the server, verifying tokens against the
 /// users service's JWKS; `run_until_stopped` on the result serves.
@@ -52,10 +70,15 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 /// without running the users service.
 pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::Result<Server> {
     let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
+    let state = AppState::new(db.clone(), config.accept_window);
+    // The relay runs for the life of the process.
+    let _relay = state.outbox.start_relay();
+    let mut openapi = routes::openapi();
+    openapi.merge(kitchen::KitchenDoc::openapi());
     let service = Service::new(
         "restaurants",
-        router(AppState::new(db.clone())).layer(Extension(verifier)),
-        routes::openapi(),
+        router(state).layer(Extension(verifier)),
+        openapi,
     )
     .with_db(db);
     Ok(Server::bind(&config.service.http, service).await?)
@@ -64,5 +87,9 @@ pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::
 /// The service's routes, without the server's standard endpoints. The
 /// caller adds the `Verifier` extension that `Identity` needs.
 pub fn router(state: AppState) -> axum::Router {
-    routes::router().with_state(state)
+    let feed = platform::events::feed::router(state.outbox.clone());
+    routes::router()
+        .merge(kitchen::router())
+        .with_state(state)
+        .merge(feed)
 }

@@ -202,7 +202,7 @@ impl<H: Handler> Consumer<H> {
 
     /// Applies one event exactly once, advancing the cursor with it.
     pub async fn apply(&self, position: i64, event: &CloudEvent) -> anyhow::Result<Outcome> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin_write(&self.db).await?;
         let outcome = if !self.handler.wants(&event.kind) {
             Outcome::Skipped
         } else if seen(&mut tx, &event.id).await? {
@@ -224,7 +224,7 @@ impl<H: Handler> Consumer<H> {
         error: &str,
         attempts: u32,
     ) -> anyhow::Result<()> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = crate::db::begin_write(&self.db).await?;
         sqlx::query(
             "INSERT INTO dead_letters (event_id, source, position, event, error, attempts, dead_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",

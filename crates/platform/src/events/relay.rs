@@ -68,16 +68,12 @@ impl Outbox {
 
     /// Positions every committed, unpositioned event; returns the head.
     pub async fn relay_once(&self) -> Result<i64, sqlx::Error> {
-        let mut tx = self.db.begin().await?;
-        // Take the write lock before reading: on PostgreSQL an advisory lock
-        // (replicas' relays take turns); on SQLite a write statement, so no
-        // other writer commits between our read and our write.
+        // Hold the write lock while reading the head: an immediate
+        // transaction on SQLite; on PostgreSQL an advisory lock, so replicas'
+        // relays take turns.
+        let mut tx = crate::db::begin_write(&self.db).await?;
         if Backend::of(&self.db) == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(727274)")
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query("UPDATE outbox SET attempts = attempts WHERE position IS NULL")
                 .execute(&mut *tx)
                 .await?;
         }

@@ -36,9 +36,11 @@ impl TestPlatform {
             .expect("users builds"),
         );
         let restaurants = Running::start(
-            restaurants::build(restaurants::Config {
-                service: service_config(dir.path(), "restaurants", &users.url),
-            })
+            restaurants::build(restaurants::Config::new(service_config(
+                dir.path(),
+                "restaurants",
+                &users.url,
+            )))
             .await
             .expect("restaurants builds"),
         );

@@ -24,10 +24,12 @@ pub(crate) struct Caller {
 }
 
 pub(crate) fn config(dir: &TempDir) -> restaurants::Config {
-    restaurants::Config {
-        // Nothing listens at users_url: tokens are verified with the test key.
-        service: service_config(dir.path(), "restaurants", "http://127.0.0.1:1"),
-    }
+    // Nothing listens at users_url: tokens are verified with the test key.
+    restaurants::Config::new(service_config(
+        dir.path(),
+        "restaurants",
+        "http://127.0.0.1:1",
+    ))
 }
 
 impl TestApp {
@@ -42,15 +44,26 @@ impl TestApp {
     /// Starts the service on a database directory, trusting `key` (a
     /// restart keeps both).
     pub(crate) async fn spawn_in(dir: TempDir, key: SigningKey) -> TestApp {
+        Self::spawn_with(dir, key, Duration::from_secs(120)).await
+    }
+
+    /// Starts the service with an acceptance window of `window`.
+    pub(crate) async fn spawn_with(dir: TempDir, key: SigningKey, window: Duration) -> TestApp {
         init_for_tests();
         let verifier = Verifier::with_keys(&JwkSet {
             keys: vec![key.jwk()],
         })
         .expect("valid key");
         let running = Running::start(
-            restaurants::build_with_verifier(config(&dir), verifier)
-                .await
-                .expect("builds"),
+            restaurants::build_with_verifier(
+                restaurants::Config {
+                    accept_window: window,
+                    ..config(&dir)
+                },
+                verifier,
+            )
+            .await
+            .expect("builds"),
         );
         TestApp {
             api: Api::new(&running.url),
@@ -73,6 +86,13 @@ impl TestApp {
             .issue(UserId::new(), role, Duration::from_secs(600))
             .expect("signs");
         Caller { token }
+    }
+
+    /// A service token, as the orders service would present.
+    pub(crate) fn service_token(&self) -> String {
+        self.key
+            .issue_service("orders", Duration::from_secs(600))
+            .expect("signs")
     }
 
     pub(crate) fn owner(&self) -> Caller {

@@ -2,6 +2,7 @@
 //! fresh SQLite file per test and tokens signed by a key the test holds.
 
 mod helpers;
+mod kitchen;
 mod listing;
 mod menu;
 mod restaurants;
