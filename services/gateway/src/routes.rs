@@ -54,47 +54,20 @@ pub(crate) const PREFIX: &str = "/api/v1";
 use Auth::{Public, Token};
 use Method::{Get, Patch, Post};
 
+#[rustfmt::skip]
 pub(crate) static ROUTES: &[Route] = &[
-    Route {
-        path: "/auth/register",
-        service: "users",
-        methods: &[(Post, Public)],
-    },
-    Route {
-        path: "/auth/login",
-        service: "users",
-        methods: &[(Post, Public)],
-    },
-    Route {
-        path: "/me",
-        service: "users",
-        methods: &[(Get, Token)],
-    },
-    Route {
-        path: "/restaurants",
-        service: "restaurants",
-        methods: &[(Get, Public), (Post, Token)],
-    },
-    Route {
-        path: "/restaurants/mine",
-        service: "restaurants",
-        methods: &[(Get, Token)],
-    },
-    Route {
-        path: "/restaurants/{id}",
-        service: "restaurants",
-        methods: &[(Get, Public)],
-    },
-    Route {
-        path: "/restaurants/{id}/menu",
-        service: "restaurants",
-        methods: &[(Post, Token)],
-    },
-    Route {
-        path: "/restaurants/{id}/menu/{item_id}",
-        service: "restaurants",
-        methods: &[(Patch, Token)],
-    },
+    Route { path: "/auth/register",                              service: "users",        methods: &[(Post, Public)] },
+    Route { path: "/auth/login",                                 service: "users",        methods: &[(Post, Public)] },
+    Route { path: "/me",                                         service: "users",        methods: &[(Get, Token)] },
+    Route { path: "/restaurants",                                service: "restaurants",  methods: &[(Get, Public), (Post, Token)] },
+    Route { path: "/restaurants/mine",                           service: "restaurants",  methods: &[(Get, Token)] },
+    Route { path: "/restaurants/{id}",                           service: "restaurants",  methods: &[(Get, Public)] },
+    Route { path: "/restaurants/{id}/menu",                      service: "restaurants",  methods: &[(Post, Token)] },
+    Route { path: "/restaurants/{id}/menu/{item_id}",            service: "restaurants",  methods: &[(Patch, Token)] },
+    Route { path: "/restaurants/{id}/tickets",                   service: "restaurants",  methods: &[(Get, Token)] },
+    Route { path: "/restaurants/{id}/tickets/{order_id}/accept", service: "restaurants",  methods: &[(Post, Token)] },
+    Route { path: "/restaurants/{id}/tickets/{order_id}/reject", service: "restaurants",  methods: &[(Post, Token)] },
+    Route { path: "/restaurants/{id}/tickets/{order_id}/ready",  service: "restaurants",  methods: &[(Post, Token)] },
 ];
 
 pub(crate) fn public_routes() -> Router<AppState> {

@@ -115,6 +115,8 @@ async fn the_public_openapi_merges_every_services_routes() {
         "/api/v1/me",
         "/api/v1/restaurants",
         "/api/v1/restaurants/{id}/menu",
+        "/api/v1/restaurants/{id}/tickets",
+        "/api/v1/restaurants/{id}/tickets/{order_id}/accept",
         "/api/v1/ops/services",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
