@@ -15,6 +15,7 @@ pub mod orders;
 pub mod patch;
 pub mod payments;
 pub mod problem;
+pub mod schemas;
 
 pub use ids::{MenuItemId, OrderId, PaymentId, RestaurantId, UserId};
 pub use money::PriceCents;
