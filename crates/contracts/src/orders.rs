@@ -1,0 +1,115 @@
+//! Orders: the wire form of an order's state.
+//!
+//! Only the status lives here for now; the order object follows when the
+//! orders API lands. The status names are part of the public contract
+//! (`API.md`), so their JSON form is pinned by a test.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where an order is in its saga (DESIGN §2).
+///
+/// `PENDING`, `PAYMENT_PENDING` and `CANCEL_PENDING` mean a step is in
+/// flight; `DELIVERED`, `REJECTED` and `CANCELLED` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Placed; stock is being reserved.
+    Pending,
+    /// Stock reserved; the payment is being authorized.
+    PaymentPending,
+    /// Paid (authorized); waiting for the restaurant to accept.
+    AwaitingRestaurant,
+    /// The restaurant accepted; waiting for a courier.
+    Confirmed,
+    CourierAssigned,
+    /// The courier has the food; the payment is captured.
+    PickedUp,
+    Delivered,
+    /// The order could not go ahead; `rejection_reason` says why.
+    Rejected,
+    /// The customer cancelled; compensations are still running.
+    CancelPending,
+    Cancelled,
+}
+
+impl OrderStatus {
+    /// Every status, in the order of the happy path, then the failures.
+    pub const ALL: [OrderStatus; 10] = [
+        OrderStatus::Pending,
+        OrderStatus::PaymentPending,
+        OrderStatus::AwaitingRestaurant,
+        OrderStatus::Confirmed,
+        OrderStatus::CourierAssigned,
+        OrderStatus::PickedUp,
+        OrderStatus::Delivered,
+        OrderStatus::Rejected,
+        OrderStatus::CancelPending,
+        OrderStatus::Cancelled,
+    ];
+
+    /// The wire name, e.g. `PAYMENT_PENDING` (the same as its JSON form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::PaymentPending => "PAYMENT_PENDING",
+            OrderStatus::AwaitingRestaurant => "AWAITING_RESTAURANT",
+            OrderStatus::Confirmed => "CONFIRMED",
+            OrderStatus::CourierAssigned => "COURIER_ASSIGNED",
+            OrderStatus::PickedUp => "PICKED_UP",
+            OrderStatus::Delivered => "DELIVERED",
+            OrderStatus::Rejected => "REJECTED",
+            OrderStatus::CancelPending => "CANCEL_PENDING",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_screaming_snake_case_json() {
+        let json = serde_json::to_value(OrderStatus::ALL).expect("serialises");
+        assert_eq!(
+            json,
+            serde_json::json!([
+                "PENDING",
+                "PAYMENT_PENDING",
+                "AWAITING_RESTAURANT",
+                "CONFIRMED",
+                "COURIER_ASSIGNED",
+                "PICKED_UP",
+                "DELIVERED",
+                "REJECTED",
+                "CANCEL_PENDING",
+                "CANCELLED"
+            ])
+        );
+    }
+
+    #[test]
+    fn every_status_reads_back_and_displays_as_its_wire_name() {
+        for status in OrderStatus::ALL {
+            let json = serde_json::to_string(&status).expect("serialises");
+            assert_eq!(json, format!("\"{status}\""));
+            let back: OrderStatus = serde_json::from_str(&json).expect("deserialises");
+            assert_eq!(back, status);
+        }
+    }
+
+    #[test]
+    fn unknown_or_differently_cased_statuses_are_refused() {
+        assert!(serde_json::from_str::<OrderStatus>("\"Pending\"").is_err());
+        assert!(serde_json::from_str::<OrderStatus>("\"SHIPPED\"").is_err());
+    }
+}
