@@ -5,6 +5,7 @@
 //! validated, so code that receives one never checks it again.
 
 pub mod catalog;
+pub mod delivery;
 pub mod events;
 pub mod identity;
 pub mod ids;

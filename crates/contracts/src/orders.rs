@@ -9,6 +9,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::catalog::Location;
+use crate::events::Event;
+use crate::{OrderId, RestaurantId, UserId};
+
 /// Where an order is in its saga (DESIGN §2).
 ///
 /// `PENDING`, `PAYMENT_PENDING` and `CANCEL_PENDING` mean a step is in
@@ -72,6 +76,58 @@ impl fmt::Display for OrderStatus {
         f.write_str(self.as_str())
     }
 }
+
+macro_rules! order_event {
+    ($(#[$doc:meta])* $name:ident, $type:literal { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+        pub struct $name {
+            pub order_id: OrderId,
+            $($(#[$fdoc])* pub $field: $ty,)*
+        }
+
+        impl Event for $name {
+            const TYPE: &'static str = $type;
+            const SOURCE: &'static str = "orders";
+            fn subject(&self) -> String {
+                self.order_id.to_string()
+            }
+        }
+    };
+}
+
+order_event!(
+    /// A customer placed an order (the saga starts).
+    OrderPlaced, "feastfast.order.placed.v1" {
+        customer_id: UserId,
+        restaurant_id: RestaurantId,
+    }
+);
+order_event!(
+    /// The restaurant accepted a paid order: it needs a courier.
+    OrderConfirmed, "feastfast.order.confirmed.v1" {
+        customer_id: UserId,
+        restaurant_id: RestaurantId,
+        /// The restaurant.
+        pickup: Location,
+        /// The customer's address.
+        dropoff: Location,
+    }
+);
+order_event!(
+    /// The order could not go ahead.
+    OrderRejected, "feastfast.order.rejected.v1" {
+        reason: String,
+    }
+);
+order_event!(
+    /// The customer cancelled before pick-up: any courier is freed.
+    OrderCancelled, "feastfast.order.cancelled.v1" {}
+);
+order_event!(
+    /// The order was delivered.
+    OrderCompleted, "feastfast.order.completed.v1" {}
+);
 
 #[cfg(test)]
 mod tests {

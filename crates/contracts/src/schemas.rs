@@ -46,8 +46,21 @@ fn to_json<T: serde::Serialize>(schema: &T) -> Value {
 
 /// Every event type FeastFast publishes, with its schema.
 pub fn all() -> Vec<(&'static str, Value)> {
+    use crate::delivery::{CourierMoved, DeliveryAssigned, DeliveryDelivered, DeliveryPickedUp};
     use crate::kitchen::{TicketAccepted, TicketReady, TicketRejected};
+    use crate::orders::{
+        OrderCancelled, OrderCompleted, OrderConfirmed, OrderPlaced, OrderRejected,
+    };
     vec![
+        (OrderPlaced::TYPE, schema_of::<OrderPlaced>()),
+        (OrderConfirmed::TYPE, schema_of::<OrderConfirmed>()),
+        (OrderRejected::TYPE, schema_of::<OrderRejected>()),
+        (OrderCancelled::TYPE, schema_of::<OrderCancelled>()),
+        (OrderCompleted::TYPE, schema_of::<OrderCompleted>()),
+        (DeliveryAssigned::TYPE, schema_of::<DeliveryAssigned>()),
+        (DeliveryPickedUp::TYPE, schema_of::<DeliveryPickedUp>()),
+        (DeliveryDelivered::TYPE, schema_of::<DeliveryDelivered>()),
+        (CourierMoved::TYPE, schema_of::<CourierMoved>()),
         (TicketAccepted::TYPE, schema_of::<TicketAccepted>()),
         (TicketRejected::TYPE, schema_of::<TicketRejected>()),
         (TicketReady::TYPE, schema_of::<TicketReady>()),
