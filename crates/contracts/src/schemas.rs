@@ -51,6 +51,9 @@ pub fn all() -> Vec<(&'static str, Value)> {
     use crate::orders::{
         OrderCancelled, OrderCompleted, OrderConfirmed, OrderPlaced, OrderRejected,
     };
+    use crate::payments::{
+        PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided,
+    };
     vec![
         (OrderPlaced::TYPE, schema_of::<OrderPlaced>()),
         (OrderConfirmed::TYPE, schema_of::<OrderConfirmed>()),
@@ -64,6 +67,11 @@ pub fn all() -> Vec<(&'static str, Value)> {
         (TicketAccepted::TYPE, schema_of::<TicketAccepted>()),
         (TicketRejected::TYPE, schema_of::<TicketRejected>()),
         (TicketReady::TYPE, schema_of::<TicketReady>()),
+        (PaymentAuthorized::TYPE, schema_of::<PaymentAuthorized>()),
+        (PaymentDeclined::TYPE, schema_of::<PaymentDeclined>()),
+        (PaymentCaptured::TYPE, schema_of::<PaymentCaptured>()),
+        (PaymentVoided::TYPE, schema_of::<PaymentVoided>()),
+        (PaymentRefunded::TYPE, schema_of::<PaymentRefunded>()),
     ]
 }
 
