@@ -29,6 +29,11 @@ pub trait Handler: Send + Sync + 'static {
         tx: &'a mut AnyConnection,
         event: &'a CloudEvent,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Called after the transaction that applied `event` committed: the
+    /// place to start work that must see the effect (e.g. executing the
+    /// commands it caused).
+    fn committed(&self, _event: &CloudEvent) {}
 }
 
 /// Where and how to consume.
@@ -214,6 +219,9 @@ impl<H: Handler> Consumer<H> {
         };
         advance(&mut tx, &self.config.source, position).await?;
         tx.commit().await?;
+        if outcome == Outcome::Applied {
+            self.handler.committed(event);
+        }
         Ok(outcome)
     }
 
