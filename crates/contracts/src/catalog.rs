@@ -13,6 +13,16 @@ pub struct Location {
 }
 
 impl Location {
+    /// The great-circle distance to `other`, in kilometres (haversine).
+    pub fn distance_km(&self, other: &Location) -> f64 {
+        const EARTH_RADIUS_KM: f64 = 6371.0;
+        let (lat1, lat2) = (self.lat.to_radians(), other.lat.to_radians());
+        let dlat = lat2 - lat1;
+        let dlng = (other.lng - self.lng).to_radians();
+        let a = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlng / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
+    }
+
     /// Whether both coordinates are finite and within their ranges.
     pub fn is_valid(&self) -> bool {
         self.lat.is_finite()
@@ -106,4 +116,24 @@ pub struct MenuItemPatch {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distance_is_the_great_circle() {
+        let alexanderplatz = Location {
+            lat: 52.5219,
+            lng: 13.4132,
+        };
+        let brandenburg_gate = Location {
+            lat: 52.5163,
+            lng: 13.3777,
+        };
+        let d = alexanderplatz.distance_km(&brandenburg_gate);
+        assert!((2.3..2.6).contains(&d), "{d}");
+        assert_eq!(alexanderplatz.distance_km(&alexanderplatz), 0.0);
+    }
 }
