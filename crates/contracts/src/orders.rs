@@ -77,6 +77,65 @@ impl fmt::Display for OrderStatus {
     }
 }
 
+/// Where the food goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryAddress {
+    pub line1: String,
+    pub city: String,
+    pub location: Location,
+}
+
+/// `POST /orders` (with an `Idempotency-Key` header).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlaceOrder {
+    pub restaurant_id: RestaurantId,
+    pub items: Vec<crate::kitchen::OrderLine>,
+    pub delivery_address: DeliveryAddress,
+    /// A payment method token: `pm_card_visa`, `pm_card_chargeDeclined`,
+    /// `pm_card_chargeDeclinedInsufficientFunds`.
+    pub payment_method: String,
+}
+
+/// The payment part of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrderPayment {
+    /// `pending`, `authorized`, `declined`, `voided` or `captured`.
+    pub status: String,
+}
+
+/// One status change of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TimelineEntry {
+    pub status: OrderStatus,
+    pub at: String,
+}
+
+/// An order as the API shows it (API.md, Orders).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Order {
+    pub id: OrderId,
+    pub status: OrderStatus,
+    pub customer_id: UserId,
+    pub restaurant_id: RestaurantId,
+    /// The names and prices as they were when the order was placed.
+    pub items: Vec<crate::kitchen::PricedLine>,
+    pub subtotal_cents: i64,
+    pub delivery_fee_cents: i64,
+    pub total_cents: i64,
+    pub payment: OrderPayment,
+    /// The delivery part, composed by the gateway from the delivery
+    /// service; `null` until a delivery exists (or while delivery is down).
+    #[schema(value_type = Option<Object>)]
+    pub delivery: Option<serde_json::Value>,
+    pub delivery_address: DeliveryAddress,
+    /// Where the food is picked up, once the restaurant quoted the order.
+    pub pickup: Option<Location>,
+    pub rejection_reason: Option<String>,
+    pub timeline: Vec<TimelineEntry>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 macro_rules! order_event {
     ($(#[$doc:meta])* $name:ident, $type:literal { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? }) => {
         $(#[$doc])*

@@ -2,7 +2,122 @@
 //!
 //! `domain/` is pure: the saga is a state machine with no I/O and no clock,
 //! so every decision the service takes about an order can be tested without
-//! a database. The routes, the store and the executor of the saga's
-//! commands wrap around it.
+//! a database. Around it: `routes` (the API), `store` (orders, timeline,
+//! idempotency keys), `orchestrator` (executes the saga's commands against
+//! restaurants and payments, persisting every step before and after, and a
+//! sweeper that resumes unfinished sagas and closes acceptance windows),
+//! and `events` (consumes the restaurants and delivery feeds).
+//!
+//! Invariant: an order's saga state, its timeline and the events it
+//! publishes change in one transaction; a crash at any point resumes from
+//! the stored state, and the participants' idempotency keys make every
+//! repeated step a no-op.
 
+mod config;
 pub mod domain;
+mod events;
+mod orchestrator;
+mod routes;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use platform::auth::ServiceTokens;
+use platform::events::Outbox;
+use platform::events::consumer::{Consumer, ConsumerConfig};
+use platform::{Db, HttpClient, Server, Service, Verifier};
+use utoipa::OpenApi;
+
+pub use config::Config;
+pub use routes::ApiDoc;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    db: Db,
+    outbox: Outbox,
+    orchestrator: Arc<orchestrator::Orchestrator>,
+    decision_deadline: Duration,
+}
+
+pub static MIGRATIONS: &[platform::db::MigrationSource] = &[
+    (1, "orders", include_str!("../migrations/0001_orders.sql")),
+    platform::events::MIGRATION,
+];
+
+/// Binds the service, verifying tokens against the users service's keys
+/// and getting its own service token from it.
+pub async fn build(config: Config) -> anyhow::Result<Server> {
+    let client = HttpClient::default();
+    let verifier = Verifier::remote(
+        client.clone(),
+        format!("{}/.well-known/jwks.json", config.service.users_url),
+    );
+    let tokens = ServiceTokens::from_users(
+        client,
+        &config.service.users_url,
+        "orders",
+        &config.service.service_secret,
+    );
+    build_with(config, verifier, tokens).await
+}
+
+/// [`build`] with a given verifier and token source (tests).
+pub async fn build_with(
+    config: Config,
+    verifier: Verifier,
+    tokens: ServiceTokens,
+) -> anyhow::Result<Server> {
+    let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
+    let outbox = Outbox::new(db.clone());
+    let _relay = outbox.start_relay();
+    let client = HttpClient::default();
+    let orchestrator = Arc::new(orchestrator::Orchestrator::new(
+        db.clone(),
+        outbox.clone(),
+        client.clone(),
+        tokens.clone(),
+        orchestrator::Participants {
+            restaurants: config.restaurants_url.clone(),
+            payments: config.payments_url.clone(),
+        },
+    ));
+    orchestrator.spawn_sweeper(config.sweep_interval);
+    for (source, url) in [
+        ("restaurants", &config.restaurants_url),
+        ("delivery", &config.delivery_url),
+    ] {
+        Consumer::new(
+            db.clone(),
+            client.clone(),
+            tokens.clone(),
+            ConsumerConfig::new(source, url),
+            events::SagaEvents {
+                orchestrator: orchestrator.clone(),
+            },
+        )
+        .spawn();
+    }
+    let state = AppState {
+        db: db.clone(),
+        outbox,
+        orchestrator,
+        decision_deadline: config.decision_deadline,
+    };
+    let service = Service::new(
+        "orders",
+        router(state).layer(Extension(verifier)),
+        ApiDoc::openapi(),
+    )
+    .with_db(db);
+    Ok(Server::bind(&config.service.http, service).await?)
+}
+
+/// The service's routes and its event feed; the caller adds the
+/// `Verifier` extension.
+pub fn router(state: AppState) -> axum::Router {
+    let feed = platform::events::feed::router(state.outbox.clone());
+    routes::router().with_state(state).merge(feed)
+}

@@ -1,0 +1,47 @@
+//! The orders service's settings: where its participants are, and how long
+//! `POST /orders` waits for a decision.
+
+use std::time::Duration;
+
+use platform::config::default_url;
+use platform::{ConfigError, Env, ServiceConfig};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub service: ServiceConfig,
+    pub restaurants_url: String,
+    pub payments_url: String,
+    pub delivery_url: String,
+    /// How long `POST /orders` drives the saga before answering 202
+    /// (`DECISION_DEADLINE_MS`, default 2000).
+    pub decision_deadline: Duration,
+    /// How often the sweeper looks for sagas with work left and for
+    /// acceptance windows that closed (`SWEEP_INTERVAL_MS`, default 500).
+    pub sweep_interval: Duration,
+}
+
+impl Config {
+    pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
+        let service = ServiceConfig::from_env(&mut env, "orders");
+        let restaurants_url = env.url("RESTAURANTS_URL", &default_url("restaurants"));
+        let payments_url = env.url("PAYMENTS_URL", &default_url("payments"));
+        let delivery_url = env.url("DELIVERY_URL", &default_url("delivery"));
+        let deadline: u64 = env.get("DECISION_DEADLINE_MS", 2000);
+        let sweep: u64 = env.get("SWEEP_INTERVAL_MS", 500);
+        if !(100..=30_000).contains(&deadline) {
+            env.invalid("DECISION_DEADLINE_MS", "must be between 100 and 30000");
+        }
+        if !(10..=60_000).contains(&sweep) {
+            env.invalid("SWEEP_INTERVAL_MS", "must be between 10 and 60000");
+        }
+        env.finish()?;
+        Ok(Self {
+            service,
+            restaurants_url,
+            payments_url,
+            delivery_url,
+            decision_deadline: Duration::from_millis(deadline),
+            sweep_interval: Duration::from_millis(sweep),
+        })
+    }
+}

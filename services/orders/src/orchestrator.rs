@@ -1,0 +1,609 @@
+//! The orchestrator: executes the saga's commands against the participants
+//! and feeds their answers back into the saga.
+//!
+//! Every step is persisted before and after: `apply` stores the new saga
+//! state (with its timeline entry and outbox events) in one transaction,
+//! compare-and-set on the order's version; the commands it yields are then
+//! executed as idempotent calls keyed `<order id>:<step>`. A crash between
+//! the two leaves the commands outstanding in the stored saga, and the
+//! sweeper re-issues them; a participant answers a repeated key with its
+//! first answer, so nothing happens twice.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use contracts::OrderId;
+use contracts::kitchen::{Reservation, Ticket, TicketStatus};
+use contracts::orders::{
+    OrderCancelled, OrderCompleted, OrderConfirmed, OrderPlaced, OrderRejected,
+};
+use platform::auth::ServiceTokens;
+use platform::events::{Outbox, enqueue};
+use platform::{Db, HttpClient};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::AnyConnection;
+
+use crate::domain::{Command, OrderEventKind, Saga, SagaError, SagaEvent};
+use crate::store::{self, Facts, StoredOrder};
+
+/// Where the participants are.
+#[derive(Debug, Clone)]
+pub(crate) struct Participants {
+    pub(crate) restaurants: String,
+    pub(crate) payments: String,
+}
+
+pub(crate) struct Orchestrator {
+    db: Db,
+    outbox: Outbox,
+    client: HttpClient,
+    tokens: ServiceTokens,
+    participants: Participants,
+    /// Orders this process is driving right now: a second driver would
+    /// only repeat (harmless) calls, so it skips them.
+    driving: Mutex<HashSet<OrderId>>,
+}
+
+/// Why `apply` changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApplyError {
+    #[error("no order {0}")]
+    NotFound(OrderId),
+    #[error(transparent)]
+    Saga(#[from] SagaError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("order {0} kept changing under us")]
+    Contended(OrderId),
+}
+
+/// A participant could not answer now; the command stays outstanding.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} did not answer {step}: {why}")]
+pub(crate) struct Unreachable {
+    service: &'static str,
+    step: &'static str,
+    why: String,
+}
+
+/// The delivery fee: a base plus a rate per started kilometre, capped.
+pub(crate) fn delivery_fee_cents(km: f64) -> i64 {
+    const BASE: i64 = 199;
+    const PER_KM: i64 = 50;
+    const CAP: i64 = 999;
+    (BASE + PER_KM * km.max(0.0).ceil() as i64).min(CAP)
+}
+
+impl Orchestrator {
+    pub(crate) fn new(
+        db: Db,
+        outbox: Outbox,
+        client: HttpClient,
+        tokens: ServiceTokens,
+        participants: Participants,
+    ) -> Self {
+        Self {
+            db,
+            outbox,
+            client,
+            tokens,
+            participants,
+            driving: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Applies `event` to order `id` inside `conn`: stores the new state
+    /// (if the version still matches), its timeline entry and its events.
+    /// Returns whether the state changed; `Ok(false)` for a repeated fact.
+    pub(crate) async fn apply_in(
+        &self,
+        conn: &mut AnyConnection,
+        id: OrderId,
+        event: SagaEvent,
+        facts: &Facts,
+    ) -> Result<bool, ApplyError> {
+        let order = store::load(conn, id)
+            .await?
+            .ok_or(ApplyError::NotFound(id))?;
+        let (saga, commands) = order.saga.apply(event)?;
+        if saga == order.saga && commands.is_empty() {
+            return Ok(false);
+        }
+        if !store::update(conn, &order, &saga, facts).await? {
+            return Err(ApplyError::Contended(id));
+        }
+        for command in &commands {
+            if let Command::Publish(kind) = command {
+                publish(conn, &order, &saga, facts, *kind).await?;
+            }
+        }
+        if saga.status() != order.saga.status() {
+            metrics::counter!("saga_transitions_total", "to" => saga.status().as_str())
+                .increment(1);
+        }
+        Ok(true)
+    }
+
+    /// [`Self::apply_in`] in its own write transaction, retried when
+    /// another writer changed the order in between.
+    pub(crate) async fn apply(
+        &self,
+        id: OrderId,
+        event: SagaEvent,
+        facts: &Facts,
+    ) -> Result<bool, ApplyError> {
+        for _ in 0..5 {
+            let mut tx = platform::db::begin_write(&self.db).await?;
+            match self.apply_in(&mut tx, id, event.clone(), facts).await {
+                Err(ApplyError::Contended(_)) => continue,
+                Ok(changed) => {
+                    tx.commit().await?;
+                    self.outbox.notify();
+                    return Ok(changed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApplyError::Contended(id))
+    }
+
+    /// Executes the order's outstanding commands, feeding each answer back,
+    /// until none is left, a participant cannot answer (the sweeper tries
+    /// again later), or `deadline` passes. Another driver of the same order
+    /// in this process makes this a no-op.
+    pub(crate) async fn drive(&self, id: OrderId, deadline: Option<Instant>) {
+        if !self.claim(id) {
+            return;
+        }
+        if let Err(e) = self.drive_claimed(id, deadline).await {
+            tracing::debug!(order_id = %id, error = %e, "saga paused; the sweeper will resume it");
+        }
+        self.release(id);
+    }
+
+    fn claim(&self, id: OrderId) -> bool {
+        self.driving
+            .lock()
+            .expect("the driving set is never poisoned")
+            .insert(id)
+    }
+
+    fn release(&self, id: OrderId) {
+        self.driving
+            .lock()
+            .expect("the driving set is never poisoned")
+            .remove(&id);
+    }
+
+    async fn drive_claimed(&self, id: OrderId, deadline: Option<Instant>) -> anyhow::Result<()> {
+        loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(());
+            }
+            let mut conn = self.db.acquire().await?;
+            let Some(order) = store::load(&mut conn, id).await? else {
+                return Ok(());
+            };
+            drop(conn);
+            let commands = order.saga.outstanding();
+            if commands.is_empty() {
+                return Ok(());
+            }
+            for command in commands {
+                let started = Instant::now();
+                let answer = self.execute(&order, command).await;
+                metrics::histogram!("saga_step_duration_seconds", "step" => command.step())
+                    .record(started.elapsed().as_secs_f64());
+                let (events, facts) = match answer {
+                    Ok(answer) => {
+                        metrics::counter!("saga_steps_total", "step" => command.step(), "outcome" => "answered").increment(1);
+                        answer
+                    }
+                    Err(e) => {
+                        metrics::counter!("saga_steps_total", "step" => command.step(), "outcome" => "unreachable").increment(1);
+                        return Err(e.into());
+                    }
+                };
+                for event in events {
+                    match self.apply(id, event, &facts).await {
+                        Ok(_) => {}
+                        Err(ApplyError::Saga(e)) => {
+                            tracing::warn!(order_id = %id, error = %e, "a participant's answer did not fit the saga");
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the acceptance window of an order whose restaurant did not
+    /// decide in time.
+    pub(crate) async fn time_out_acceptance(&self, id: OrderId) {
+        match self
+            .apply(id, SagaEvent::AcceptanceTimedOut, &Facts::default())
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(order_id = %id, "the restaurant did not accept in time; rejecting")
+            }
+            Ok(false) | Err(ApplyError::Saga(_)) => {}
+            Err(e) => {
+                tracing::warn!(order_id = %id, error = %e, "could not time out the acceptance")
+            }
+        }
+    }
+
+    async fn call(
+        &self,
+        service: &'static str,
+        step: &'static str,
+        method: Method,
+        url: String,
+        key: Option<String>,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), Unreachable> {
+        let unreachable = |why: String| Unreachable { service, step, why };
+        let token = self
+            .tokens
+            .token()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut request = self.client.request(method, &url).bearer_auth(token);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(unreachable(format!("answered {status}")));
+        }
+        let body = if status == StatusCode::NO_CONTENT {
+            Value::Null
+        } else {
+            response
+                .json()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?
+        };
+        Ok((status, body))
+    }
+
+    /// Runs one command; answers the saga events it yields. `Publish` never
+    /// reaches here: it is written with the state that caused it.
+    async fn execute(
+        &self,
+        order: &StoredOrder,
+        command: Command,
+    ) -> Result<(Vec<SagaEvent>, Facts), Unreachable> {
+        let id = order.id;
+        let key = Some(format!("{id}:{}", command.step()));
+        let restaurants = &self.participants.restaurants;
+        let payments = &self.participants.payments;
+        let step = command.step();
+        let refused = |body: &Value| {
+            body["detail"]
+                .as_str()
+                .unwrap_or("refused without a reason")
+                .to_owned()
+        };
+        let unexpected = |service: &'static str, status: StatusCode, body: &Value| Unreachable {
+            service,
+            step,
+            why: format!("answered {status}: {}", refused(body)),
+        };
+        match command {
+            Command::ReserveStock => {
+                let body = json!({"restaurant_id": order.request.restaurant_id, "items": order.request.items});
+                let (status, body) = self
+                    .call(
+                        "restaurants",
+                        step,
+                        Method::POST,
+                        format!("{restaurants}/internal/orders/{id}/reservation"),
+                        key,
+                        Some(body),
+                    )
+                    .await?;
+                if status.is_success() {
+                    let reservation: Reservation =
+                        serde_json::from_value(body).map_err(|e| Unreachable {
+                            service: "restaurants",
+                            step,
+                            why: format!("an unreadable reservation: {e}"),
+                        })?;
+                    let km = reservation
+                        .pickup
+                        .distance_km(&order.request.delivery_address.location);
+                    let facts = Facts {
+                        items: Some(reservation.items),
+                        pickup: Some(reservation.pickup),
+                        accept_by: None,
+                    };
+                    Ok((
+                        vec![SagaEvent::StockReserved {
+                            subtotal_cents: reservation.subtotal_cents,
+                            delivery_fee_cents: delivery_fee_cents(km),
+                        }],
+                        facts,
+                    ))
+                } else if status == StatusCode::CONFLICT
+                    || status == StatusCode::UNPROCESSABLE_ENTITY
+                {
+                    Ok((
+                        vec![SagaEvent::StockUnavailable {
+                            reason: refused(&body),
+                        }],
+                        Facts::default(),
+                    ))
+                } else {
+                    Err(unexpected("restaurants", status, &body))
+                }
+            }
+            Command::ReleaseStock => {
+                let (status, body) = self
+                    .call(
+                        "restaurants",
+                        step,
+                        Method::POST,
+                        format!("{restaurants}/internal/orders/{id}/reservation/release"),
+                        key,
+                        None,
+                    )
+                    .await?;
+                if status.is_success() {
+                    Ok((vec![SagaEvent::StockReleased], Facts::default()))
+                } else {
+                    Err(unexpected("restaurants", status, &body))
+                }
+            }
+            Command::Authorize { amount_cents } => {
+                let body = json!({"order_id": id, "amount_cents": amount_cents, "payment_method": order.request.payment_method});
+                let (status, body) = self
+                    .call(
+                        "payments",
+                        step,
+                        Method::POST,
+                        format!("{payments}/internal/payments/authorize"),
+                        key,
+                        Some(body),
+                    )
+                    .await?;
+                match (status.is_success(), body["status"].as_str()) {
+                    (true, Some("declined")) => Ok((
+                        vec![SagaEvent::PaymentDeclined {
+                            reason: body["decline_reason"]
+                                .as_str()
+                                .unwrap_or("card_declined")
+                                .to_owned(),
+                        }],
+                        Facts::default(),
+                    )),
+                    (true, _) => Ok((
+                        vec![SagaEvent::PaymentAuthorized { amount_cents }],
+                        Facts::default(),
+                    )),
+                    (false, _) if status == StatusCode::UNPROCESSABLE_ENTITY => Ok((
+                        vec![SagaEvent::PaymentDeclined {
+                            reason: refused(&body),
+                        }],
+                        Facts::default(),
+                    )),
+                    _ => Err(unexpected("payments", status, &body)),
+                }
+            }
+            Command::Void => {
+                let (status, body) = self
+                    .call(
+                        "payments",
+                        step,
+                        Method::POST,
+                        format!("{payments}/internal/payments/{id}/void"),
+                        key,
+                        Some(json!({})),
+                    )
+                    .await?;
+                if status.is_success() {
+                    Ok((vec![SagaEvent::PaymentVoided], Facts::default()))
+                } else {
+                    Err(unexpected("payments", status, &body))
+                }
+            }
+            Command::Capture { amount_cents } => {
+                let (status, body) = self
+                    .call(
+                        "payments",
+                        step,
+                        Method::POST,
+                        format!("{payments}/internal/payments/{id}/capture"),
+                        key,
+                        Some(json!({"amount_cents": amount_cents})),
+                    )
+                    .await?;
+                if status.is_success() {
+                    Ok((vec![SagaEvent::PaymentCaptured], Facts::default()))
+                } else {
+                    Err(unexpected("payments", status, &body))
+                }
+            }
+            Command::CreateTicket => {
+                let (status, body) = self
+                    .call(
+                        "restaurants",
+                        step,
+                        Method::POST,
+                        format!("{restaurants}/internal/orders/{id}/ticket"),
+                        key,
+                        None,
+                    )
+                    .await?;
+                if !status.is_success() {
+                    return Err(unexpected("restaurants", status, &body));
+                }
+                let ticket: Ticket = serde_json::from_value(body).map_err(|e| Unreachable {
+                    service: "restaurants",
+                    step,
+                    why: format!("an unreadable ticket: {e}"),
+                })?;
+                let mut events = vec![SagaEvent::TicketCreated];
+                match ticket.status {
+                    TicketStatus::Accepted | TicketStatus::Ready => {
+                        events.push(SagaEvent::TicketAccepted)
+                    }
+                    TicketStatus::Rejected => events.push(SagaEvent::TicketRejected {
+                        reason: ticket
+                            .rejection_reason
+                            .clone()
+                            .unwrap_or_else(|| "rejected by the restaurant".to_owned()),
+                    }),
+                    TicketStatus::Pending | TicketStatus::Cancelled => {}
+                }
+                Ok((
+                    events,
+                    Facts {
+                        accept_by: Some(ticket.accept_by),
+                        ..Facts::default()
+                    },
+                ))
+            }
+            Command::CancelTicket => {
+                let (status, body) = self
+                    .call(
+                        "restaurants",
+                        step,
+                        Method::POST,
+                        format!("{restaurants}/internal/orders/{id}/ticket/cancel"),
+                        key,
+                        None,
+                    )
+                    .await?;
+                if status.is_success() {
+                    Ok((vec![SagaEvent::TicketCancelled], Facts::default()))
+                } else {
+                    Err(unexpected("restaurants", status, &body))
+                }
+            }
+            Command::Publish(_) => Ok((Vec::new(), Facts::default())),
+        }
+    }
+
+    /// Finds sagas with work left (after a crash, a participant's outage,
+    /// or a closed acceptance window) and drives them, forever.
+    pub(crate) fn spawn_sweeper(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let now = platform::time::now();
+                let ids = match store::with_work(&this.db, &now, 100).await {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the saga sweeper cannot read orders");
+                        continue;
+                    }
+                };
+                for id in ids {
+                    let this = this.clone();
+                    tokio::spawn(async move {
+                        this.time_out_if_due(id).await;
+                        this.drive(id, None).await;
+                    });
+                }
+            }
+        })
+    }
+
+    async fn time_out_if_due(&self, id: OrderId) {
+        let due = match self.db.acquire().await {
+            Ok(mut conn) => store::load(&mut conn, id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|o| {
+                    o.saga.status() == contracts::orders::OrderStatus::AwaitingRestaurant
+                        && o.accept_by.is_some_and(|by| by < platform::time::now())
+                }),
+            Err(_) => false,
+        };
+        if due {
+            self.time_out_acceptance(id).await;
+        }
+    }
+}
+
+/// Writes the order event `kind` to the outbox, in the caller's transaction.
+async fn publish(
+    conn: &mut AnyConnection,
+    order: &StoredOrder,
+    saga: &Saga,
+    facts: &Facts,
+    kind: OrderEventKind,
+) -> Result<(), sqlx::Error> {
+    let order_id = order.id;
+    match kind {
+        OrderEventKind::Placed => enqueue(
+            conn,
+            &OrderPlaced {
+                order_id,
+                customer_id: order.customer_id,
+                restaurant_id: order.restaurant_id,
+            },
+        )
+        .await
+        .map(|_| ()),
+        OrderEventKind::Confirmed => {
+            let pickup = facts
+                .pickup
+                .or(order.pickup)
+                .unwrap_or(order.request.delivery_address.location);
+            enqueue(
+                conn,
+                &OrderConfirmed {
+                    order_id,
+                    customer_id: order.customer_id,
+                    restaurant_id: order.restaurant_id,
+                    pickup,
+                    dropoff: order.request.delivery_address.location,
+                },
+            )
+            .await
+            .map(|_| ())
+        }
+        OrderEventKind::Rejected => enqueue(
+            conn,
+            &OrderRejected {
+                order_id,
+                reason: saga.rejection_reason().unwrap_or("rejected").to_owned(),
+            },
+        )
+        .await
+        .map(|_| ()),
+        OrderEventKind::Cancelled => enqueue(conn, &OrderCancelled { order_id })
+            .await
+            .map(|_| ()),
+        OrderEventKind::Completed => enqueue(conn, &OrderCompleted { order_id })
+            .await
+            .map(|_| ()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delivery_fee_cents;
+
+    #[test]
+    fn the_fee_grows_per_started_kilometre_up_to_a_cap() {
+        assert_eq!(delivery_fee_cents(0.0), 199);
+        assert_eq!(delivery_fee_cents(0.1), 249);
+        assert_eq!(delivery_fee_cents(2.0), 299);
+        assert_eq!(delivery_fee_cents(500.0), 999);
+    }
+}
