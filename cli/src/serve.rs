@@ -10,6 +10,8 @@ pub(crate) enum ServiceName {
     Gateway,
     Users,
     Restaurants,
+    Orders,
+    Payments,
 }
 
 pub(crate) async fn run(service: ServiceName) -> anyhow::Result<()> {
@@ -24,6 +26,16 @@ pub(crate) async fn run(service: ServiceName) -> anyhow::Result<()> {
             let config = restaurants::Config::from_env(env)?;
             telemetry::init(config.service.log_format);
             restaurants::build(config).await?
+        }
+        ServiceName::Orders => {
+            let config = orders::Config::from_env(env)?;
+            telemetry::init(config.service.log_format);
+            orders::build(config).await?
+        }
+        ServiceName::Payments => {
+            let config = payments::Config::from_env(env)?;
+            telemetry::init(config.service.log_format);
+            payments::build(config).await?
         }
         ServiceName::Gateway => {
             let config = gateway::Config::from_env(env)?;

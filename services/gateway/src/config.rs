@@ -25,10 +25,12 @@ pub struct Config {
     /// How long one upstream call may take (`UPSTREAM_TIMEOUT_MS`).
     pub upstream_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Exchanged with users for the gateway's service token (`SERVICE_SECRET`).
+    pub service_secret: String,
 }
 
 /// The services behind the gateway, in display order.
-pub const SERVICES: &[&str] = &["users", "restaurants"];
+pub const SERVICES: &[&str] = &["users", "restaurants", "orders", "payments"];
 
 impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
@@ -49,6 +51,7 @@ impl Config {
         if !(100..=60_000).contains(&timeout_ms) {
             env.invalid("UPSTREAM_TIMEOUT_MS", "must be between 100 and 60000");
         }
+        let service_secret = env.string("SERVICE_SECRET", platform::config::DEV_SERVICE_SECRET);
         env.finish()?;
         Ok(Self {
             http,
@@ -57,6 +60,7 @@ impl Config {
             control_url,
             upstream_timeout: Duration::from_millis(timeout_ms),
             connect_timeout: Duration::from_millis(300),
+            service_secret,
         })
     }
 }

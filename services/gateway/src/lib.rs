@@ -11,6 +11,7 @@
 //! behind a route decides. The route table in `routes.rs` is the single
 //! source of both the router and the public OpenAPI document.
 
+mod compose;
 mod config;
 mod forward;
 mod ops;
@@ -19,6 +20,7 @@ mod routes;
 use std::sync::Arc;
 
 use axum::Extension;
+use platform::auth::ServiceTokens;
 use platform::client::ClientConfig;
 use platform::{HttpClient, Server, Service, Verifier};
 
@@ -30,6 +32,8 @@ pub struct AppState {
     config: Arc<Config>,
     client: HttpClient,
     verifier: Verifier,
+    /// The gateway's own service token, for internal calls (composition).
+    tokens: ServiceTokens,
 }
 
 impl AppState {
@@ -51,11 +55,14 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .map(|u| u.url.clone())
         .ok_or_else(|| anyhow::anyhow!("the gateway needs a users upstream"))?;
     let verifier = Verifier::remote(client.clone(), format!("{users}/.well-known/jwks.json"));
+    let tokens =
+        ServiceTokens::from_users(client.clone(), &users, "gateway", &config.service_secret);
     let http = config.http.clone();
     let state = AppState {
         config: Arc::new(config),
         client,
         verifier: verifier.clone(),
+        tokens,
     };
     let mut service = Service::new(
         "gateway",

@@ -21,6 +21,7 @@ pub(crate) enum Auth {
 pub(crate) enum Method {
     Get,
     Post,
+    Put,
     Patch,
 }
 
@@ -29,6 +30,7 @@ impl Method {
         match self {
             Method::Get => MethodFilter::GET,
             Method::Post => MethodFilter::POST,
+            Method::Put => MethodFilter::PUT,
             Method::Patch => MethodFilter::PATCH,
         }
     }
@@ -37,6 +39,7 @@ impl Method {
         match self {
             Method::Get => "get",
             Method::Post => "post",
+            Method::Put => "put",
             Method::Patch => "patch",
         }
     }
@@ -52,7 +55,7 @@ pub(crate) struct Route {
 pub(crate) const PREFIX: &str = "/api/v1";
 
 use Auth::{Public, Token};
-use Method::{Get, Patch, Post};
+use Method::{Get, Patch, Post, Put};
 
 #[rustfmt::skip]
 pub(crate) static ROUTES: &[Route] = &[
@@ -68,10 +71,22 @@ pub(crate) static ROUTES: &[Route] = &[
     Route { path: "/restaurants/{id}/tickets/{order_id}/accept", service: "restaurants",  methods: &[(Post, Token)] },
     Route { path: "/restaurants/{id}/tickets/{order_id}/reject", service: "restaurants",  methods: &[(Post, Token)] },
     Route { path: "/restaurants/{id}/tickets/{order_id}/ready",  service: "restaurants",  methods: &[(Post, Token)] },
+    Route { path: "/orders",                                     service: "orders",       methods: &[(Get, Token), (Post, Token)] },
+    Route { path: "/orders/{id}",                                service: "orders",       methods: &[(Get, Token)] },
+    Route { path: "/orders/{id}/cancel",                         service: "orders",       methods: &[(Post, Token)] },
+    Route { path: "/couriers/me",                                service: "delivery",     methods: &[(Put, Token)] },
+    Route { path: "/couriers/me/deliveries",                     service: "delivery",     methods: &[(Get, Token)] },
+    Route { path: "/deliveries/{id}/pickup",                     service: "delivery",     methods: &[(Post, Token)] },
+    Route { path: "/deliveries/{id}/deliver",                    service: "delivery",     methods: &[(Post, Token)] },
 ];
+
+/// Public paths whose `GET` answer the gateway composes from more than one
+/// service (see `compose.rs`).
+pub(crate) const COMPOSED: &[&str] = &["/orders/{id}"];
 
 pub(crate) fn public_routes() -> Router<AppState> {
     ROUTES.iter().fold(Router::new(), |router, route| {
+        let composed = COMPOSED.contains(&route.path);
         let methods = route
             .methods
             .iter()
@@ -79,7 +94,11 @@ pub(crate) fn public_routes() -> Router<AppState> {
                 mr.on(
                     method.filter(),
                     move |State(state): State<AppState>, req: Request| async move {
-                        forward(&state, route.service, auth, req).await
+                        if composed && method == Method::Get {
+                            crate::compose::order(&state, auth, req).await
+                        } else {
+                            forward(&state, route.service, auth, req).await
+                        }
                     },
                 )
             });

@@ -121,5 +121,31 @@ pub(crate) fn gateway_config(
         control_url,
         upstream_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_millis(300),
+        service_secret: platform::testing::TEST_SERVICE_SECRET.to_owned(),
     }
+}
+
+/// Another gateway in front of this platform's users, with `extra`
+/// upstreams (name, URL) added: its `/api/v1` client, and the running
+/// gateway (serving until dropped).
+pub(crate) async fn gateway_with(
+    p: &TestPlatform,
+    extra: &[(&'static str, &str)],
+) -> (Api, Running) {
+    let users = p.users.as_ref().expect("users runs").url.clone();
+    let restaurants = p
+        .restaurants
+        .as_ref()
+        .expect("restaurants runs")
+        .url
+        .clone();
+    let mut config = gateway_config(&users, &restaurants, None);
+    for (name, url) in extra {
+        config.upstreams.push(gateway::Upstream {
+            name,
+            url: (*url).to_owned(),
+        });
+    }
+    let running = Running::start(gateway::build(config).await.expect("gateway builds"));
+    (Api::with_prefix(&running.url, "/api/v1"), running)
 }

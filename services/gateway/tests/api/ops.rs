@@ -137,3 +137,72 @@ async fn the_root_points_the_way() {
     assert_eq!(index["links"]["openapi"], "/api/v1/openapi.json");
     assert_eq!(index["links"]["services"], "/api/v1/ops/services");
 }
+
+/// A stand-in service answering fixed JSON on one path.
+async fn fake(path: &'static str, status: u16, body: Value) -> String {
+    let app = Router::new().route(
+        path,
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move {
+                (
+                    axum::http::StatusCode::from_u16(status).expect("status"),
+                    axum::Json(body),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serves") });
+    url
+}
+
+#[tokio::test]
+async fn the_order_page_carries_its_delivery_and_survives_without_it() {
+    let orders = fake(
+        "/orders/{id}",
+        200,
+        json!({"id": "o-1", "status": "COURIER_ASSIGNED", "delivery": null}),
+    )
+    .await;
+    let delivery = fake(
+        "/internal/deliveries/by-order/{id}",
+        200,
+        json!({"id": "d-1", "status": "ASSIGNED", "courier_id": "c-1", "courier_location": {"lat": 1.0, "lng": 2.0}, "eta": "2026-01-01T00:00:00.000Z"}),
+    )
+    .await;
+    let p = TestPlatform::spawn().await;
+    let customer = p.token("pat@example.com", "customer").await;
+
+    let (composed, _gateway) =
+        crate::helpers::gateway_with(&p, &[("orders", &orders), ("delivery", &delivery)]).await;
+    let order: Value = composed
+        .get("/orders/o-1", Some(&customer))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(order["delivery"]["courier_id"], "c-1");
+    assert_eq!(order["delivery"]["courier_location"]["lat"], 1.0);
+    assert!(order.get("degraded").is_none());
+
+    // Delivery down: the order still answers, and says what is missing.
+    let (dead, _other) = crate::helpers::gateway_with(
+        &p,
+        &[("orders", &orders), ("delivery", "http://127.0.0.1:1")],
+    )
+    .await;
+    let r = dead.get("/orders/o-1", Some(&customer)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let order: Value = r.json().await.expect("json");
+    assert!(order["delivery"].is_null());
+    assert_eq!(order["degraded"], json!(["delivery"]));
+    // And without a token the gateway refuses before asking anyone.
+    assert_eq!(
+        dead.get("/orders/o-1", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -74,14 +74,21 @@ async fn an_order_goes_from_placed_to_delivered_and_is_captured_once() {
         "captured"
     );
 
-    // What orders published, in order.
-    let feed: Value = w
-        .api
-        .get("/events?after=0", Some(&w.service_token()))
-        .await
-        .json()
-        .await
-        .expect("json");
+    // What orders published, in order (the relay orders the last commit
+    // into the feed a moment after it happens).
+    let mut feed = Value::Null;
+    for _ in 0..100 {
+        feed = w
+            .api
+            .get("/events?after=0&wait=200", Some(&w.service_token()))
+            .await
+            .json()
+            .await
+            .expect("json");
+        if feed["entries"].as_array().map(Vec::len) == Some(3) {
+            break;
+        }
+    }
     let types: Vec<&str> = feed["entries"]
         .as_array()
         .expect("entries")

@@ -311,25 +311,35 @@ async fn internal_endpoints_need_a_service_token() {
     assert_eq!(stock_of(&app, &k).await, Some(3));
 }
 
-async fn feed_types(app: &TestApp) -> Vec<(String, String)> {
-    let page: Value = app
-        .api
-        .get("/events?after=0&wait=2000", Some(&app.service_token()))
-        .await
-        .json()
-        .await
-        .expect("json");
-    page["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|e| {
-            (
-                e["event"]["type"].as_str().expect("type").to_owned(),
-                e["event"]["subject"].as_str().expect("subject").to_owned(),
-            )
-        })
-        .collect()
+/// The (type, subject) of every event on the feed, once it holds `count`
+/// (the relay orders commits into the feed a moment after they happen), or
+/// whatever it holds after a few seconds.
+async fn feed_types(app: &TestApp, count: usize) -> Vec<(String, String)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let page: Value = app
+            .api
+            .get("/events?after=0&wait=500", Some(&app.service_token()))
+            .await
+            .json()
+            .await
+            .expect("json");
+        let seen: Vec<(String, String)> = page["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| {
+                (
+                    e["event"]["type"].as_str().expect("type").to_owned(),
+                    e["event"]["subject"].as_str().expect("subject").to_owned(),
+                )
+            })
+            .collect();
+        if seen.len() >= count || std::time::Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -351,7 +361,7 @@ async fn an_auto_accepting_kitchen_accepts_at_once_and_says_so() {
         .expect("json");
     assert_eq!(again["status"], "ACCEPTED");
     assert_eq!(
-        feed_types(&app).await,
+        feed_types(&app, 1).await,
         [("feastfast.ticket.accepted.v1".to_owned(), o.clone())]
     );
 }
@@ -440,7 +450,7 @@ async fn an_owner_works_a_ticket_from_pending_to_ready() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.expect("json")["status"], "READY");
     assert_eq!(
-        feed_types(&app).await,
+        feed_types(&app, 2).await,
         [
             ("feastfast.ticket.accepted.v1".to_owned(), o.clone()),
             ("feastfast.ticket.ready.v1".to_owned(), o.clone()),
@@ -494,7 +504,7 @@ async fn an_owner_rejects_with_a_reason_and_the_saga_can_cancel() {
         StatusCode::CONFLICT,
     )
     .await;
-    let types = feed_types(&app).await;
+    let types = feed_types(&app, 1).await;
     assert_eq!(
         types,
         [("feastfast.ticket.rejected.v1".to_owned(), o1.clone())]
