@@ -3,6 +3,7 @@
 mod control;
 mod seed;
 mod serve;
+mod sim;
 mod supervisor;
 mod up;
 

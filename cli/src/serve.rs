@@ -12,6 +12,7 @@ pub(crate) enum ServiceName {
     Restaurants,
     Orders,
     Payments,
+    Delivery,
 }
 
 pub(crate) async fn run(service: ServiceName) -> anyhow::Result<()> {
@@ -36,6 +37,11 @@ pub(crate) async fn run(service: ServiceName) -> anyhow::Result<()> {
             let config = payments::Config::from_env(env)?;
             telemetry::init(config.service.log_format);
             payments::build(config).await?
+        }
+        ServiceName::Delivery => {
+            let config = delivery::Config::from_env(env)?;
+            telemetry::init(config.service.log_format);
+            delivery::build(config).await?
         }
         ServiceName::Gateway => {
             let config = gateway::Config::from_env(env)?;

@@ -27,10 +27,24 @@ pub(crate) struct UpArgs {
     /// Where each service keeps its SQLite file, and where logs go.
     #[arg(long, default_value = ".feastfast")]
     data_dir: PathBuf,
-    /// Do not run the simulated restaurants and couriers (they arrive with
-    /// the order flow; accepted now so scripts can pass it already).
+    /// Do not run the simulated kitchens and couriers.
     #[arg(long)]
     no_sim: bool,
+    /// How many times faster than real time the simulators run (movement
+    /// and cooking); at the default a demo order arrives in about a minute.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_speed)]
+    sim_speed: f64,
+    /// How long an order of an auto-accepting restaurant takes to cook, in
+    /// real-world seconds (divided by --sim-speed).
+    #[arg(long, default_value_t = 60)]
+    prep_secs: u64,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=1000.0).contains(&v) => Ok(v),
+        _ => Err("must be a number from 0.1 to 1000".to_owned()),
+    }
 }
 
 /// The services after the gateway, in port order.
@@ -93,6 +107,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             if name == "gateway" {
                 env.push(("FEASTFAST_CONTROL_URL".to_owned(), control_url.clone()));
             }
+            if name == "delivery" && !args.no_sim {
+                // ETAs in the simulated time the couriers ride in.
+                let kmh = (25.0 * args.sim_speed).clamp(1.0, 200.0);
+                env.push(("COURIER_SPEED_KMH".to_owned(), format!("{kmh:.0}")));
+            }
             ServiceSpec {
                 name,
                 port,
@@ -149,6 +168,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     seed::print_logins();
     if args.no_sim {
         println!("Simulators: off (--no-sim)");
+    } else {
+        let mut sim = crate::sim::SimConfig::new(args.sim_speed);
+        sim.prep = Duration::from_secs(args.prep_secs);
+        crate::sim::start(gateway_url.clone(), sim);
+        println!(
+            "Simulators: on at {}x real time (kitchens cook in {} s, couriers ride); --no-sim turns them off",
+            args.sim_speed,
+            (args.prep_secs as f64 / args.sim_speed).round()
+        );
     }
     println!("All services ready in {} ms.", ready_in.as_millis());
     println!("FeastFast is up: {gateway_url}");

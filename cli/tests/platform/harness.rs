@@ -8,6 +8,9 @@ use platform::testing::Api;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+/// The service secret of the platforms the tests start.
+pub(crate) const SERVICE_SECRET: &str = "platform-test-secret";
+
 /// A running `feastfast up`.
 pub(crate) struct Platform {
     child: Child,
@@ -36,11 +39,20 @@ fn rand_u16() -> u16 {
 }
 
 impl Platform {
-    /// Starts `feastfast up` and waits for its "is up" line.
+    /// Starts `feastfast up --no-sim` and waits for its "is up" line.
     pub(crate) fn start(data_dir: &Path, port: u16) -> Platform {
+        Self::start_with(data_dir, port, &["--no-sim"])
+    }
+
+    /// Starts `feastfast up` with `args` and waits for its "is up" line.
+    /// Services share [`SERVICE_SECRET`], so the test can make internal
+    /// calls too.
+    pub(crate) fn start_with(data_dir: &Path, port: u16, args: &[&str]) -> Platform {
         let mut child = Command::new(env!("CARGO_BIN_EXE_feastfast"))
-            .args(["up", "--port", &port.to_string(), "--no-sim", "--data-dir"])
+            .args(["up", "--port", &port.to_string(), "--data-dir"])
             .arg(data_dir)
+            .args(args)
+            .env("SERVICE_SECRET", SERVICE_SECRET)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -79,6 +79,7 @@ pub struct Server {
     listener: TcpListener,
     app: Router,
     health: Arc<Health>,
+    draining: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -142,10 +143,13 @@ impl Server {
             .layer(middleware::from_fn(problem_for_empty_errors))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(middleware::from_fn(observe));
+        let (draining, draining_rx) = watch::channel(false);
+        let app = app.layer(axum::Extension(Draining(draining_rx)));
         let (shutdown, _) = watch::channel(false);
         Server {
             listener,
             app,
+            draining,
             health,
             shutdown,
         }
@@ -182,11 +186,13 @@ impl Server {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let health = self.health.clone();
+        let draining = self.draining.clone();
         let name = health.name;
         tracing::info!(service = name, port = self.port(), "listening");
         let graceful = async move {
             stop.await;
             health.draining.store(true, Ordering::SeqCst);
+            draining.send_replace(true);
             tracing::info!(service = name, "shutting down: draining in-flight requests");
         };
         axum::serve(self.listener, self.app)
@@ -215,6 +221,19 @@ async fn terminate_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+/// Tells long-running handlers (the event feed's long poll) that the server
+/// is shutting down, so they answer now instead of holding the drain up.
+/// In the request extensions of every request the [`Server`] serves.
+#[derive(Clone, Debug)]
+pub struct Draining(watch::Receiver<bool>);
+
+impl Draining {
+    /// Completes once the server starts shutting down.
+    pub async fn started(mut self) {
+        let _ = self.0.wait_for(|d| *d).await;
     }
 }
 

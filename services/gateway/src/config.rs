@@ -30,7 +30,7 @@ pub struct Config {
 }
 
 /// The services behind the gateway, in display order.
-pub const SERVICES: &[&str] = &["users", "restaurants", "orders", "payments"];
+pub const SERVICES: &[&str] = &["users", "restaurants", "orders", "payments", "delivery"];
 
 impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {

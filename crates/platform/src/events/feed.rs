@@ -43,6 +43,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(outbox: Outbox) -> Router<S> {
 
 async fn events(
     _caller: ServiceCaller,
+    draining: Option<axum::Extension<crate::server::Draining>>,
     State(outbox): State<Outbox>,
     Query(params): Query<FeedParams>,
 ) -> ApiResult<Json<FeedPage>> {
@@ -62,7 +63,18 @@ async fn events(
     if entries.is_empty() && !wait.is_zero() {
         // Wait for the relay to move the head past `after` (or time out),
         // then read again.
-        let _ = tokio::time::timeout(wait, head.wait_for(|h| *h > params.after)).await;
+        // ... or for the server to start shutting down: a long poll must
+        // not hold the drain up.
+        let shutdown = async {
+            match draining {
+                Some(axum::Extension(d)) => d.started().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(wait, head.wait_for(|h| *h > params.after)) => {}
+            () = shutdown => {}
+        }
         entries = read(&outbox, params.after, limit).await?;
     }
     let last_position = entries.last().map_or(params.after, |e| e.position);

@@ -370,3 +370,39 @@ async fn the_feed_is_for_services_only() {
         .expect("request");
     assert_eq!(as_user.status(), reqwest::StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_waiting_reader_does_not_hold_up_a_shutdown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = Outbox::new(database(&dir, "kitchen").await);
+    let verifier = Verifier::with_keys(&JwkSet {
+        keys: vec![key().jwk()],
+    })
+    .expect("keys");
+    let router = feed::router(outbox.clone()).layer(axum::Extension(verifier));
+    let server = Server::bind(
+        &HttpConfig {
+            host: [127, 0, 0, 1].into(),
+            port: 0,
+        },
+        Service::new("kitchen", router, utoipa::openapi::OpenApi::default()),
+    )
+    .await
+    .expect("binds");
+    let url = format!("http://127.0.0.1:{}", server.port());
+    let stop = server.shutdown_handle();
+    let serving = tokio::spawn(server.run_until_stopped());
+    let waiting = tokio::spawn(async move { page(&url, "after=0&wait=20000").await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let start = Instant::now();
+    stop.shutdown();
+    let answered = waiting.await.expect("joins");
+    assert!(answered.entries.is_empty());
+    serving.await.expect("joins").expect("stops cleanly");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
