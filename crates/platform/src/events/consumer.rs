@@ -11,10 +11,11 @@
 
 use std::time::Duration;
 
-use contracts::events::{CloudEvent, FeedPage};
+use contracts::events::CloudEvent;
 use sqlx::AnyConnection;
 
 use super::BoxFuture;
+use super::transport::{HttpFeed, Source};
 use crate::auth::ServiceTokens;
 use crate::client::HttpClient;
 use crate::db::Db;
@@ -87,15 +88,15 @@ impl Outcome {
     }
 }
 
-pub struct Consumer<H> {
+pub struct Consumer<H, S = HttpFeed> {
     db: Db,
-    client: HttpClient,
-    tokens: ServiceTokens,
+    source: S,
     config: ConsumerConfig,
     handler: H,
 }
 
-impl<H: Handler> Consumer<H> {
+impl<H: Handler> Consumer<H, HttpFeed> {
+    /// Consumes the producer's feed at `config.url` over HTTP.
     pub fn new(
         db: Db,
         client: HttpClient,
@@ -103,10 +104,17 @@ impl<H: Handler> Consumer<H> {
         config: ConsumerConfig,
         handler: H,
     ) -> Self {
+        let source = HttpFeed::new(client, tokens, &config.url);
+        Self::with_source(db, source, config, handler)
+    }
+}
+
+impl<H: Handler, S: Source> Consumer<H, S> {
+    /// Consumes `source` (any transport).
+    pub fn with_source(db: Db, source: S, config: ConsumerConfig, handler: H) -> Self {
         Self {
             db,
-            client,
-            tokens,
+            source,
             config,
             handler,
         }
@@ -140,25 +148,9 @@ impl<H: Handler> Consumer<H> {
     /// entries it read.
     pub async fn poll_once(&self) -> anyhow::Result<usize> {
         let after = self.cursor().await?;
-        let token = self
-            .tokens
-            .token()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let page: FeedPage = self
-            .client
-            .get(&format!(
-                "{}/events?after={after}&limit={}&wait={}",
-                self.config.url,
-                self.config.batch,
-                self.config.wait.as_millis()
-            ))
-            .timeout(self.config.wait + Duration::from_secs(5))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
+        let page = self
+            .source
+            .fetch(after, self.config.batch, self.config.wait)
             .await?;
         for entry in &page.entries {
             self.apply_with_retries(entry.position, &entry.event)

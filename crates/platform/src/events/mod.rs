@@ -19,6 +19,7 @@
 pub mod consumer;
 pub mod feed;
 mod relay;
+pub mod transport;
 
 use std::future::Future;
 use std::pin::Pin;

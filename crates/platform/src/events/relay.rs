@@ -1,16 +1,22 @@
-//! The relay: orders committed outbox events into the feed.
+//! The relay: orders committed outbox events into the feed, then hands
+//! them to the transport.
 //!
-//! One statement assigns positions to every committed, unpositioned event,
-//! continuing from the highest position, in id (time) order. SQLite runs it
-//! under its single writer; PostgreSQL takes an advisory lock first, so two
-//! replicas' relays never hand out the same position. Feed readers waiting
-//! for news are woken through a watch channel.
+//! Positions are assigned to committed, unpositioned events under the
+//! write lock (SQLite's single writer; a PostgreSQL advisory lock), so two
+//! replicas' relays never hand out the same position. Positioned events are
+//! then given to the [`Publisher`] in position order and marked published
+//! once it succeeds; a failure is retried on the next pass with the error
+//! recorded. Feed readers waiting for news are woken through a watch
+//! channel. `outbox_unpublished` and `outbox_oldest_unpublished_seconds`
+//! say how far behind the transport is.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use contracts::events::{CloudEvent, FeedEntry};
 use tokio::sync::{Notify, watch};
 
+use super::transport::{FeedPublisher, Publisher};
 use crate::db::{Backend, Db};
 
 /// A service's outbox: wake the relay after committing events, and watch
@@ -20,6 +26,7 @@ pub struct Outbox {
     db: Db,
     wake: Arc<Notify>,
     head: watch::Sender<i64>,
+    publisher: Arc<dyn Publisher>,
 }
 
 /// How often the relay looks for events even when not woken (events
@@ -27,11 +34,18 @@ pub struct Outbox {
 const TICK: Duration = Duration::from_millis(200);
 
 impl Outbox {
+    /// An outbox published by the embedded `feed` transport.
     pub fn new(db: Db) -> Self {
+        Self::with_publisher(db, Arc::new(FeedPublisher))
+    }
+
+    /// An outbox whose events the relay hands to `publisher`.
+    pub fn with_publisher(db: Db, publisher: Arc<dyn Publisher>) -> Self {
         Self {
             db,
             wake: Arc::new(Notify::new()),
             head: watch::Sender::new(0),
+            publisher,
         }
     }
 
@@ -56,6 +70,10 @@ impl Outbox {
             loop {
                 if let Err(e) = outbox.relay_once().await {
                     tracing::warn!(error = %e, "outbox relay failed; retrying");
+                }
+                if let Err(e) = outbox.publish_once().await {
+                    tracing::warn!(error = %format!("{e:#}"), transport = outbox.publisher.name(),
+                        "publishing outbox events failed; retrying");
                 }
                 tokio::select! {
                     () = outbox.wake.notified() => {}
@@ -108,6 +126,80 @@ impl Outbox {
         });
         Ok(head)
     }
+}
+
+impl Outbox {
+    /// Hands positioned, unpublished events to the publisher, in position
+    /// order, and marks them published; returns how many.
+    pub async fn publish_once(&self) -> anyhow::Result<usize> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT position, event, created_at FROM outbox \
+             WHERE position IS NOT NULL AND published_at IS NULL ORDER BY position LIMIT 500",
+        )
+        .fetch_all(&self.db)
+        .await?;
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&self.db)
+                .await?;
+        metrics::gauge!("outbox_unpublished").set(pending as f64);
+        let oldest = rows.first().map(|(_, _, at)| at.clone());
+        metrics::gauge!("outbox_oldest_unpublished_seconds")
+            .set(oldest.map_or(0.0, |at| age_seconds(&at)));
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let entries = rows
+            .iter()
+            .map(|(position, json, _)| {
+                serde_json::from_str::<CloudEvent>(json)
+                    .map(|event| FeedEntry {
+                        position: *position,
+                        event,
+                    })
+                    .map_err(|e| anyhow::anyhow!("outbox event {position} is not an event: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (first, last) = (entries[0].position, entries[entries.len() - 1].position);
+        match self.publisher.publish(&entries).await {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE outbox SET published_at = $1 \
+                     WHERE position >= $2 AND position <= $3 AND published_at IS NULL",
+                )
+                .bind(crate::time::now())
+                .bind(first)
+                .bind(last)
+                .execute(&self.db)
+                .await?;
+                Ok(entries.len())
+            }
+            Err(e) => {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1 \
+                     WHERE position >= $2 AND position <= $3",
+                )
+                .bind(format!("{e:#}"))
+                .bind(first)
+                .bind(last)
+                .execute(&self.db)
+                .await?;
+                metrics::counter!("outbox_publish_failures_total", "transport" => self.publisher.name()).increment(1);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Seconds since the RFC 3339 instant `at` (0 if it does not parse).
+fn age_seconds(at: &str) -> f64 {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map(|t| {
+            (time::OffsetDateTime::now_utc() - t)
+                .as_seconds_f64()
+                .max(0.0)
+        })
+        .unwrap_or(0.0)
 }
 
 /// The running relay task; dropping it does not stop it, [`Relay::stop`] does.

@@ -406,3 +406,64 @@ async fn a_waiting_reader_does_not_hold_up_a_shutdown() {
         start.elapsed()
     );
 }
+
+/// A transport that fails until told otherwise, and remembers what it got.
+#[derive(Default)]
+struct Flaky {
+    failing: std::sync::atomic::AtomicBool,
+    got: std::sync::Mutex<Vec<i64>>,
+}
+
+impl super::transport::Publisher for Flaky {
+    fn publish<'a>(
+        &'a self,
+        entries: &'a [contracts::events::FeedEntry],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            anyhow::ensure!(!self.failing.load(Ordering::SeqCst), "broker unreachable");
+            self.got
+                .lock()
+                .expect("lock")
+                .extend(entries.iter().map(|e| e.position));
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+}
+
+#[tokio::test]
+async fn the_relay_hands_events_to_the_transport_in_order_and_retries_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, "kitchen").await;
+    let flaky = Arc::new(Flaky::default());
+    flaky.failing.store(true, Ordering::SeqCst);
+    let outbox = Outbox::with_publisher(db.clone(), flaky.clone());
+    for dish in ["soup", "bread"] {
+        cook(&db, &outbox, dish).await;
+    }
+    outbox.relay_once().await.expect("positions");
+    assert!(outbox.publish_once().await.is_err());
+    let (attempts, error): (i64, Option<String>) =
+        sqlx::query_as("SELECT attempts, last_error FROM outbox WHERE position = 1")
+            .fetch_one(&db)
+            .await
+            .expect("reads");
+    assert_eq!(attempts, 1);
+    assert!(error.expect("recorded").contains("broker unreachable"));
+
+    flaky.failing.store(false, Ordering::SeqCst);
+    cook(&db, &outbox, "cake").await;
+    outbox.relay_once().await.expect("positions");
+    assert_eq!(outbox.publish_once().await.expect("publishes"), 3);
+    assert_eq!(*flaky.got.lock().expect("lock"), [1, 2, 3]);
+    assert_eq!(outbox.publish_once().await.expect("nothing left"), 0);
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&db)
+            .await
+            .expect("reads");
+    assert_eq!(unpublished, 0);
+}

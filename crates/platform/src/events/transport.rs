@@ -1,0 +1,105 @@
+//! The transport seam: how events leave a producer and reach a consumer.
+//!
+//! Two traits, one per side, so a broker can replace the embedded `feed`
+//! without touching the outbox, the relay's ordering, the inbox or any
+//! service: a [`Publisher`] receives the relay's positioned events (with
+//! the `feed` transport the outbox already *is* the published log, so
+//! [`FeedPublisher`] has nothing to hand over); a [`Source`] gives a
+//! consumer the events after its cursor ([`HttpFeed`] long-polls the
+//! producer's `GET /events`). A NATS JetStream transport implements both.
+
+use std::time::Duration;
+
+use contracts::events::{FeedEntry, FeedPage};
+
+use super::BoxFuture;
+use crate::auth::ServiceTokens;
+use crate::client::HttpClient;
+
+/// Where the relay hands positioned events.
+pub trait Publisher: Send + Sync + 'static {
+    /// Publishes `entries` (in position order); `Ok` means durably
+    /// published, and the relay marks them so.
+    fn publish<'a>(&'a self, entries: &'a [FeedEntry]) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// The transport's name, for metrics and logs.
+    fn name(&self) -> &'static str;
+}
+
+/// The embedded transport's publisher: the outbox is served as the feed,
+/// so a positioned event is published.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FeedPublisher;
+
+impl Publisher for FeedPublisher {
+    fn publish<'a>(&'a self, _entries: &'a [FeedEntry]) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn name(&self) -> &'static str {
+        "feed"
+    }
+}
+
+/// Where a consumer reads a producer's events.
+pub trait Source: Send + Sync + 'static {
+    /// Up to `limit` events after position `after`, waiting up to `wait`
+    /// for the first when there are none yet.
+    fn fetch(
+        &self,
+        after: i64,
+        limit: i64,
+        wait: Duration,
+    ) -> BoxFuture<'_, anyhow::Result<FeedPage>>;
+}
+
+/// A producer's feed over HTTP, read with a service token.
+#[derive(Clone)]
+pub struct HttpFeed {
+    client: HttpClient,
+    tokens: ServiceTokens,
+    url: String,
+}
+
+impl HttpFeed {
+    /// The feed of the producer at base URL `url`.
+    pub fn new(client: HttpClient, tokens: ServiceTokens, url: &str) -> Self {
+        Self {
+            client,
+            tokens,
+            url: url.trim_end_matches('/').to_owned(),
+        }
+    }
+}
+
+impl Source for HttpFeed {
+    fn fetch(
+        &self,
+        after: i64,
+        limit: i64,
+        wait: Duration,
+    ) -> BoxFuture<'_, anyhow::Result<FeedPage>> {
+        Box::pin(async move {
+            let token = self
+                .tokens
+                .token()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let page = self
+                .client
+                .get(&format!(
+                    "{}/events?after={after}&limit={limit}&wait={}",
+                    self.url,
+                    wait.as_millis()
+                ))
+                .timeout(wait + Duration::from_secs(5))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            Ok(page)
+        })
+    }
+}
