@@ -32,6 +32,8 @@ pub struct Outbox {
 /// How often the relay looks for events even when not woken (events
 /// committed by another replica, or before a crash).
 const TICK: Duration = Duration::from_millis(200);
+/// The longest the relay waits between attempts while failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 impl Outbox {
     /// An outbox published by the embedded `feed` transport.
@@ -67,17 +69,30 @@ impl Outbox {
     pub fn start_relay(&self) -> Relay {
         let outbox = self.clone();
         let task = tokio::spawn(async move {
+            // After a failure the relay waits longer each time (jittered,
+            // up to MAX_BACKOFF), so a dead transport or database is not
+            // hammered; a success resets the wait to the normal tick.
+            let mut backoff = TICK;
             loop {
-                if let Err(e) = outbox.relay_once().await {
+                let positioned = outbox.relay_once().await;
+                if let Err(e) = &positioned {
                     tracing::warn!(error = %e, "outbox relay failed; retrying");
                 }
-                if let Err(e) = outbox.publish_once().await {
+                let published = outbox.publish_once().await;
+                if let Err(e) = &published {
                     tracing::warn!(error = %format!("{e:#}"), transport = outbox.publisher.name(),
                         "publishing outbox events failed; retrying");
                 }
+                let wait = if positioned.is_ok() && published.is_ok() {
+                    backoff = TICK;
+                    TICK
+                } else {
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+                };
                 tokio::select! {
-                    () = outbox.wake.notified() => {}
-                    () = tokio::time::sleep(TICK) => {}
+                    () = outbox.wake.notified(), if positioned.is_ok() && published.is_ok() => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
             }
         });
