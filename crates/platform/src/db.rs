@@ -29,6 +29,7 @@ pub async fn connect(url: &str, migrations: &[MigrationSource]) -> anyhow::Resul
     let url = if is_sqlite {
         prepare_sqlite(url)?
     } else {
+        create_postgres_database(url).await?;
         url.to_owned()
     };
     let pool = AnyPoolOptions::new()
@@ -70,6 +71,42 @@ pub async fn connect(url: &str, migrations: &[MigrationSource]) -> anyhow::Resul
         .await
         .context("cannot migrate the database")?;
     Ok(pool)
+}
+
+/// Creates the PostgreSQL database `url` names if it does not exist yet
+/// (one database per service; the server's `postgres` database is used to
+/// issue the `CREATE DATABASE`).
+async fn create_postgres_database(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let (server, name) = url
+        .split_once('?')
+        .map_or(url, |(u, _)| u)
+        .rsplit_once('/')
+        .filter(|(server, _)| server.contains("://"))
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL {} names no database", redact(url)))?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        anyhow::bail!("database name {name:?} must be letters, digits and underscores");
+    }
+    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
+        .await
+        .with_context(|| format!("cannot reach the PostgreSQL server at {}", redact(server)))?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut admin)
+        .await?;
+    if exists.is_none() {
+        let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await;
+        // Another replica may have created it a moment ago.
+        if let Err(e) = created
+            && !matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04") || d.is_unique_violation())
+        {
+            return Err(e).context("cannot create the database");
+        }
+    }
+    let _ = admin.close().await;
+    Ok(())
 }
 
 /// Creates the directory of a SQLite file and asks for the file to be

@@ -32,10 +32,35 @@ pub fn service_config(data_dir: &Path, name: &str, users_url: &str) -> ServiceCo
             host: [127, 0, 0, 1].into(),
             port: 0,
         },
-        database_url: format!("sqlite://{}/{name}.db", data_dir.display()),
+        database_url: test_database_url(data_dir, name),
         log_format: LogFormat::Pretty,
         users_url: users_url.to_owned(),
         service_secret: TEST_SERVICE_SECRET.to_owned(),
+    }
+}
+
+/// The environment variable that moves every service test to PostgreSQL:
+/// the server's URL without a database, e.g. `postgres://postgres@127.0.0.1:5432`.
+pub const TEST_POSTGRES_ENV: &str = "FEASTFAST_TEST_POSTGRES";
+
+/// A fresh database for one test's service `name`: a SQLite file in
+/// `data_dir`, or, with [`TEST_POSTGRES_ENV`] set, a new PostgreSQL database
+/// (created on first connect) whose name starts with `fftest_`.
+pub fn test_database_url(data_dir: &Path, name: &str) -> String {
+    match std::env::var(TEST_POSTGRES_ENV) {
+        Ok(server) if !server.is_empty() => {
+            // The data directory is unique per test and stable across a
+            // restart within the test, so it keys the database.
+            let dir = data_dir.to_string_lossy();
+            let key: String = dir
+                .bytes()
+                .filter(u8::is_ascii_alphanumeric)
+                .map(|b| b.to_ascii_lowercase() as char)
+                .collect();
+            let key = &key[key.len().saturating_sub(12)..];
+            format!("{}/fftest_{key}_{name}", server.trim_end_matches('/'))
+        }
+        _ => format!("sqlite://{}/{name}.db", data_dir.display()),
     }
 }
 

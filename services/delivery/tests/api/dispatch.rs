@@ -129,7 +129,7 @@ async fn the_database_refuses_a_second_active_delivery_for_a_courier() {
     app.wait_status(second, "PENDING").await;
 
     // Whatever the code above it does, the schema itself says no.
-    let url = format!("sqlite://{}/delivery.db", app.dir.path().display());
+    let url = platform::testing::test_database_url(app.dir.path(), "delivery");
     let db = platform::db::connect(&url, delivery::MIGRATIONS)
         .await
         .expect("connects");

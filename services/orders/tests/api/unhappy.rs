@@ -118,6 +118,9 @@ async fn cancelling_before_pick_up_voids_and_releases_but_not_after() {
         .await
         .expect("json");
     let id = order["id"].as_str().expect("id").to_owned();
+    // Delivery only ever hears of confirmed orders.
+    w.wait_for(&customer, &id, "CONFIRMED", Duration::from_secs(10))
+        .await;
     w.delivery.deliver(&id).await;
     w.wait_for(&customer, &id, "DELIVERED", Duration::from_secs(10))
         .await;
@@ -145,8 +148,15 @@ async fn a_restaurant_that_says_no_rejects_the_order_and_voids_the_payment() {
         .json()
         .await
         .expect("json");
-    assert_eq!(order["status"], "AWAITING_RESTAURANT");
     let id = order["id"].as_str().expect("id").to_owned();
+    // Decided within the deadline on a quiet machine; waited for on a busy one.
+    w.wait_for(
+        &customer,
+        &id,
+        "AWAITING_RESTAURANT",
+        Duration::from_secs(10),
+    )
+    .await;
     let r = Api::new(&w.restaurants.url)
         .post(
             &format!("/restaurants/{restaurant}/tickets/{id}/reject"),
@@ -185,6 +195,13 @@ async fn an_owner_accepting_confirms_the_order() {
         .await
         .expect("json");
     let id = order["id"].as_str().expect("id").to_owned();
+    w.wait_for(
+        &customer,
+        &id,
+        "AWAITING_RESTAURANT",
+        Duration::from_secs(10),
+    )
+    .await;
     let r = Api::new(&w.restaurants.url)
         .post(
             &format!("/restaurants/{restaurant}/tickets/{id}/accept"),
