@@ -27,6 +27,15 @@ pub(crate) struct UpArgs {
     /// Where each service keeps its SQLite file, and where logs go.
     #[arg(long, default_value = ".feastfast")]
     data_dir: PathBuf,
+    /// Keep each service's data in PostgreSQL instead of SQLite: the
+    /// server's URL (e.g. `postgres://postgres@127.0.0.1:5432`); each
+    /// service gets its own database, `feastfast_<service>`, created if
+    /// missing.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// With --postgres: the prefix of the databases' names.
+    #[arg(long, default_value = "feastfast", requires = "postgres")]
+    database_prefix: String,
     /// Do not run the simulated kitchens and couriers.
     #[arg(long)]
     no_sim: bool,
@@ -98,7 +107,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
                 ("SERVICE_SECRET".to_owned(), service_secret.clone()),
                 (
                     "DATABASE_URL".to_owned(),
-                    format!("sqlite://{}", data_dir.join(format!("{name}.db")).display()),
+                    database_url(&args, &data_dir, name),
                 ),
             ];
             for upstream in SERVICES {
@@ -125,9 +134,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let supervisor = Supervisor::start(exe, specs);
     tokio::spawn(control::serve(control_listener, supervisor.clone()));
 
+    let storage = match &args.postgres {
+        Some(server) => format!("PostgreSQL at {server}, one database per service"),
+        None => format!("SQLite files in {}", data_dir.display()),
+    };
     println!(
-        "Starting FeastFast (data in {}, logs in {})",
-        data_dir.display(),
+        "Starting FeastFast (data: {storage}; logs in {})",
         logs.display()
     );
     let mut waiting = tokio::task::JoinSet::new();
@@ -187,6 +199,19 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     supervisor.shutdown().await;
     println!("Stopped.");
     Ok(())
+}
+
+/// Where service `name` keeps its data: its own SQLite file under the
+/// data directory, or its own database on `--postgres`.
+fn database_url(args: &UpArgs, data_dir: &std::path::Path, name: &str) -> String {
+    match &args.postgres {
+        Some(server) => format!(
+            "{}/{}_{name}",
+            server.trim_end_matches('/'),
+            args.database_prefix
+        ),
+        None => format!("sqlite://{}", data_dir.join(format!("{name}.db")).display()),
+    }
 }
 
 fn random_hex(bytes: usize) -> anyhow::Result<String> {

@@ -454,3 +454,67 @@ async fn sagas_cut_off_by_a_killed_orders_service_finish_once_it_returns() {
     }
     assert_eq!(stock(&p, &kitchen).await, Some(7));
 }
+
+/// `up --postgres`: the same platform on PostgreSQL, one database per
+/// service. Runs when FEASTFAST_TEST_POSTGRES names a server (CI's
+/// PostgreSQL pass); skipped, saying so, otherwise.
+#[tokio::test]
+async fn on_postgres_every_service_gets_its_own_database_and_orders_flow() {
+    let Ok(server) = std::env::var(platform::testing::TEST_POSTGRES_ENV) else {
+        println!(
+            "skipped: set {} to run it",
+            platform::testing::TEST_POSTGRES_ENV
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = format!("fftest_up{}", std::process::id());
+    let p = Platform::start_with(
+        dir.path(),
+        free_base_port(),
+        &[
+            "--no-sim",
+            "--postgres",
+            &server,
+            "--database-prefix",
+            &prefix,
+        ],
+    );
+    let (_, kitchen, dish) = restaurant(&p, "pgowner@example.com", 5).await;
+    let customer = p.register("pgcustomer@example.com", "customer").await;
+    let r = place(
+        &p,
+        &customer,
+        "pg",
+        &body(&kitchen, &dish, 2, "pm_card_visa"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let o = id(&r.json::<Value>().await.expect("json"));
+    reaches(&p, &customer, &o, "CONFIRMED", Duration::from_secs(10)).await;
+    assert_eq!(stock(&p, &kitchen).await, Some(3));
+
+    let listed = std::process::Command::new("psql")
+        .arg(format!("{server}/postgres"))
+        .args([
+            "-Atc",
+            &format!("SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' ORDER BY 1"),
+        ])
+        .output()
+        .expect("psql runs");
+    let names = String::from_utf8_lossy(&listed.stdout);
+    let expected: Vec<String> = [
+        "delivery",
+        "gateway",
+        "orders",
+        "payments",
+        "restaurants",
+        "users",
+    ]
+    .iter()
+    .map(|s| format!("{prefix}_{s}"))
+    .filter(|n| !n.ends_with("_gateway"))
+    .collect();
+    assert_eq!(names.lines().collect::<Vec<_>>(), expected, "{names}");
+    assert!(p.stop());
+}
