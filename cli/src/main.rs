@@ -1,6 +1,7 @@
 //! `feastfast`: run the whole platform (`up`) or one service (`serve`).
 
 mod control;
+mod outbox;
 mod seed;
 mod serve;
 mod sim;
@@ -32,6 +33,9 @@ enum Command {
         #[arg(value_enum)]
         service: serve::ServiceName,
     },
+    /// Dead letters: list and redrive the events a service parked.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Serve { service } => serve::run(service).await,
+            Command::Outbox(command) => outbox::run(command).await,
         }
     });
     match result {

@@ -94,6 +94,8 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         _ => random_hex(32)?,
     };
 
+    write_secret(&data_dir.join(crate::outbox::SECRET_FILE), &service_secret)?;
+
     let control_listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let control_url = format!("http://{}", control_listener.local_addr()?);
 
@@ -212,6 +214,22 @@ fn database_url(args: &UpArgs, data_dir: &std::path::Path, name: &str) -> String
         ),
         None => format!("sqlite://{}", data_dir.join(format!("{name}.db")).display()),
     }
+}
+
+/// Leaves the run's service secret where `feastfast outbox` finds it,
+/// readable by this user only.
+fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    Ok(())
 }
 
 fn random_hex(bytes: usize) -> anyhow::Result<String> {

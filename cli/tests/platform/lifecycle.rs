@@ -216,3 +216,49 @@ fn a_bad_setting_is_one_clear_line_and_a_failed_exit() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("PORT=\"eighty\""), "{stderr}");
 }
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_redriven_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_base_port();
+    let p = Platform::start(dir.path(), port);
+    let run = |action: &str, service: &str, port_offset: u16| {
+        Command::new(env!("CARGO_BIN_EXE_feastfast"))
+            .args(["outbox", action, service, "--url"])
+            .arg(format!("http://127.0.0.1:{}", port + port_offset))
+            .arg("--users-url")
+            .arg(format!("http://127.0.0.1:{}", port + 1))
+            .arg("--data-dir")
+            .arg(dir.path())
+            // The secret comes from the run's data directory.
+            .env_remove("SERVICE_SECRET")
+            .output()
+            .expect("runs")
+    };
+    for (service, offset) in [("orders", 3), ("delivery", 5)] {
+        let listed = run("list-dead", service, offset);
+        assert!(
+            listed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&listed.stdout).trim(),
+            format!("{service}: 0 dead letters parked (0 in all)")
+        );
+        let redriven = run("redrive", service, offset);
+        assert!(
+            redriven.status.success(),
+            "{}",
+            String::from_utf8_lossy(&redriven.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&redriven.stdout)
+                .contains("0 redriven and applied, 0 still failing")
+        );
+    }
+    // A service that consumes nothing has no dead-letter API: a clear error.
+    let nothing = run("list-dead", "users", 1);
+    assert!(!nothing.status.success());
+    assert!(p.stop());
+}

@@ -139,7 +139,7 @@ pub async fn build_with(
     .spawn();
     // Retries forever while orders is down: delivery starts and serves
     // couriers without it, and catches up from its stored cursor.
-    let consumer = Consumer::new(
+    let (consumer_ops, consumer) = Consumer::new(
         db.clone(),
         HttpClient::default(),
         tokens,
@@ -148,14 +148,15 @@ pub async fn build_with(
             dispatch: state.dispatch.clone(),
         },
     )
-    .spawn();
+    .start();
     state._background = Some(Arc::new(Background {
         relay: Some(relay),
         tasks: vec![dispatcher.abort_handle(), consumer.abort_handle()],
     }));
+    let dead_letters = platform::events::dead_letters::router(db.clone(), vec![consumer_ops]);
     let service = Service::new(
         "delivery",
-        router(state).layer(Extension(verifier)),
+        router(state).merge(dead_letters).layer(Extension(verifier)),
         ApiDoc::openapi(),
     )
     .with_db(db);

@@ -85,11 +85,12 @@ pub async fn build_with(
         },
     ));
     orchestrator.spawn_sweeper(config.sweep_interval);
+    let mut consumers: Vec<Arc<dyn platform::events::dead_letters::Redrive>> = Vec::new();
     for (source, url) in [
         ("restaurants", &config.restaurants_url),
         ("delivery", &config.delivery_url),
     ] {
-        Consumer::new(
+        let (consumer, _task) = Consumer::new(
             db.clone(),
             client.clone(),
             tokens.clone(),
@@ -98,8 +99,10 @@ pub async fn build_with(
                 orchestrator: orchestrator.clone(),
             },
         )
-        .spawn();
+        .start();
+        consumers.push(consumer);
     }
+    let dead_letters = platform::events::dead_letters::router(db.clone(), consumers);
     let state = AppState {
         db: db.clone(),
         outbox,
@@ -108,7 +111,7 @@ pub async fn build_with(
     };
     let service = Service::new(
         "orders",
-        router(state).layer(Extension(verifier)),
+        router(state).merge(dead_letters).layer(Extension(verifier)),
         ApiDoc::openapi(),
     )
     .with_db(db);

@@ -125,7 +125,57 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         tokio::spawn(async move { self.run().await })
     }
 
-    async fn run(self) {
+    /// Consumes forever on a task, and hands back the consumer itself (for
+    /// the dead-letter operations, [`super::dead_letters`]) and the task.
+    pub fn start(self) -> (std::sync::Arc<Self>, tokio::task::JoinHandle<()>) {
+        let this = std::sync::Arc::new(self);
+        let running = this.clone();
+        let task = tokio::spawn(async move { running.run().await });
+        (this, task)
+    }
+
+    /// Applies this source's parked events again, oldest first, each once:
+    /// one that applies (or was applied meanwhile) is marked redriven; one
+    /// that fails again stays parked with its new error.
+    pub async fn redrive(&self) -> anyhow::Result<super::dead_letters::Redriven> {
+        let parked: Vec<(String, Option<i64>, String)> = sqlx::query_as(
+            "SELECT event_id, position, event FROM dead_letters \
+             WHERE source = $1 AND redriven_at IS NULL ORDER BY dead_at, event_id",
+        )
+        .bind(&self.config.source)
+        .fetch_all(&self.db)
+        .await?;
+        let mut report = super::dead_letters::Redriven::default();
+        for (event_id, position, json) in parked {
+            let event: CloudEvent = serde_json::from_str(&json)?;
+            match self.apply(position.unwrap_or(0), &event).await {
+                Ok(_) => {
+                    sqlx::query("UPDATE dead_letters SET redriven_at = $1 WHERE event_id = $2")
+                        .bind(crate::time::now())
+                        .bind(&event_id)
+                        .execute(&self.db)
+                        .await?;
+                    report.applied.push(event_id);
+                }
+                Err(e) => {
+                    sqlx::query("UPDATE dead_letters SET error = $1, attempts = attempts + 1 WHERE event_id = $2")
+                        .bind(format!("{e:#}"))
+                        .bind(&event_id)
+                        .execute(&self.db)
+                        .await?;
+                    report.still_failing.push(event_id);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// The source this consumer reads.
+    pub fn source(&self) -> &str {
+        &self.config.source
+    }
+
+    async fn run(&self) {
         let mut backoff = self.config.first_backoff;
         loop {
             match self.poll_once().await {

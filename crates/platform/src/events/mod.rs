@@ -17,6 +17,7 @@
 //! change that caused it committed, and no committed event is lost.
 
 pub mod consumer;
+pub mod dead_letters;
 pub mod feed;
 mod relay;
 pub mod transport;

@@ -467,3 +467,122 @@ async fn the_relay_hands_events_to_the_transport_in_order_and_retries_failures()
             .expect("reads");
     assert_eq!(unpublished, 0);
 }
+
+/// Eats everything, poison too once it is allowed.
+struct Picky {
+    poison_ok: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Handler for Picky {
+    fn wants(&self, kind: &str) -> bool {
+        kind == Cooked::TYPE
+    }
+
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut AnyConnection,
+        event: &'a CloudEvent,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let cooked: Cooked = event.decode()?;
+            anyhow::ensure!(
+                cooked.dish != "poison" || self.poison_ok.load(Ordering::SeqCst),
+                "cannot eat poison yet"
+            );
+            sqlx::query("INSERT INTO eaten (dish) VALUES ($1)")
+                .bind(&cooked.dish)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_parked_event_is_listed_and_a_redrive_after_the_fix_applies_it_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let producer = database(&dir, "kitchen").await;
+    let outbox = Outbox::new(producer.clone());
+    for dish in ["soup", "poison", "cake"] {
+        cook(&producer, &outbox, dish).await;
+    }
+    outbox.relay_once().await.expect("relays");
+    let url = serve_feed(&outbox).await;
+
+    let diner = database(&dir, "diner").await;
+    let poison_ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = Arc::new(Consumer::new(
+        diner.clone(),
+        HttpClient::default(),
+        tokens(),
+        fast_config(&url),
+        Picky {
+            poison_ok: poison_ok.clone(),
+        },
+    ));
+    assert_eq!(consumer.poll_once().await.expect("polls"), 3);
+    assert_eq!(eaten(&diner).await, ["cake", "soup"]);
+
+    // The operations API of the consuming service.
+    let verifier = Verifier::with_keys(&JwkSet {
+        keys: vec![key().jwk()],
+    })
+    .expect("keys");
+    let consumers: Vec<Arc<dyn super::dead_letters::Redrive>> = vec![consumer.clone()];
+    let router =
+        super::dead_letters::router(diner.clone(), consumers).layer(axum::Extension(verifier));
+    let server = Server::bind(
+        &HttpConfig {
+            host: [127, 0, 0, 1].into(),
+            port: 0,
+        },
+        Service::new("diner", router, utoipa::openapi::OpenApi::default()),
+    )
+    .await
+    .expect("binds");
+    let ops = format!("http://127.0.0.1:{}", server.port());
+    tokio::spawn(server.run_until_stopped());
+    let client = reqwest::Client::new();
+    let listed: Vec<super::dead_letters::DeadLetter> = client
+        .get(format!("{ops}/internal/dead-letters"))
+        .bearer_auth(service_token())
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].kind, Cooked::TYPE);
+    assert!(listed[0].error.contains("cannot eat poison"));
+    assert!(listed[0].redriven_at.is_none());
+    let anonymous = client
+        .get(format!("{ops}/internal/dead-letters"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+
+    let redrive = || async {
+        client
+            .post(format!("{ops}/internal/dead-letters/redrive"))
+            .bearer_auth(service_token())
+            .send()
+            .await
+            .expect("request")
+            .json::<super::dead_letters::Redriven>()
+            .await
+            .expect("json")
+    };
+    // Not fixed yet: it stays parked.
+    let before_fix = redrive().await;
+    assert_eq!(before_fix.still_failing.len(), 1);
+    assert!(before_fix.applied.is_empty());
+
+    // Fixed: applied exactly once, however often redriven.
+    poison_ok.store(true, Ordering::SeqCst);
+    assert_eq!(redrive().await.applied, [listed[0].event_id.clone()]);
+    assert_eq!(redrive().await, super::dead_letters::Redriven::default());
+    assert_eq!(eaten(&diner).await, ["cake", "poison", "soup"]);
+    assert_eq!(consumer.cursor().await.expect("cursor"), 3);
+}
