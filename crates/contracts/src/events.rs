@@ -107,6 +107,10 @@ pub struct FeedPage {
     pub entries: Vec<FeedEntry>,
     /// The position to ask after next time.
     pub last_position: i64,
+    /// The producer's newest position: `head - last_position` is how far
+    /// behind the reader is.
+    #[serde(default)]
+    pub head: i64,
 }
 
 #[cfg(test)]

@@ -167,7 +167,22 @@ impl<H: Handler, S: Source> Consumer<H, S> {
                 }
             }
         }
+        self.count_parked().await;
         Ok(report)
+    }
+
+    /// Exports how many of this source's events are parked right now.
+    async fn count_parked(&self) {
+        let parked: Result<i64, _> = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM dead_letters WHERE source = $1 AND redriven_at IS NULL",
+        )
+        .bind(&self.config.source)
+        .fetch_one(&self.db)
+        .await;
+        if let Ok(parked) = parked {
+            metrics::gauge!("events_dead_letters_parked", "source" => self.config.source.clone())
+                .set(parked as f64);
+        }
     }
 
     /// The source this consumer reads.
@@ -206,6 +221,8 @@ impl<H: Handler, S: Source> Consumer<H, S> {
             self.apply_with_retries(entry.position, &entry.event)
                 .await?;
         }
+        metrics::gauge!("consumer_lag_events", "source" => self.config.source.clone())
+            .set((page.head - page.last_position).max(0) as f64);
         Ok(page.entries.len())
     }
 
@@ -292,6 +309,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         tx.commit().await?;
         metrics::counter!("events_dead_letters_total", "source" => self.config.source.clone())
             .increment(1);
+        self.count_parked().await;
         Ok(())
     }
 }

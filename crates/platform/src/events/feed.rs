@@ -78,9 +78,11 @@ async fn events(
         entries = read(&outbox, params.after, limit).await?;
     }
     let last_position = entries.last().map_or(params.after, |e| e.position);
+    let head = (*head.borrow()).max(last_position);
     Ok(Json(FeedPage {
         entries,
         last_position,
+        head,
     }))
 }
 

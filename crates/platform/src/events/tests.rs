@@ -147,6 +147,8 @@ async fn only_committed_events_reach_the_feed_in_commit_order() {
     assert_eq!(all.last_position, 3);
     let rest = page(&url, "after=2&limit=10").await;
     assert_eq!(rest.entries.len(), 1);
+    assert_eq!(rest.head, 3);
+    assert_eq!(page(&url, "after=0&limit=1").await.head, 3);
     assert_eq!(rest.entries[0].event.source, "feastfast/kitchen");
 }
 
