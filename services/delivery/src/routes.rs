@@ -41,10 +41,21 @@ pub(crate) fn router() -> Router<AppState> {
             "/internal/deliveries/by-order/{order_id}",
             get(delivery_by_order),
         )
+        .route(
+            "/internal/deliveries/by-order/{order_id}/cancel",
+            post(cancel_by_order),
+        )
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(update_me, my_deliveries, pickup, deliver, delivery_by_order))]
+#[openapi(paths(
+    update_me,
+    my_deliveries,
+    pickup,
+    deliver,
+    delivery_by_order,
+    cancel_by_order
+))]
 pub struct ApiDoc;
 
 /// Reports the courier's availability and location (creating the courier
@@ -285,4 +296,42 @@ async fn delivery_by_order(
         .await?
         .map(Json)
         .ok_or_else(not_found)
+}
+
+/// Cancels an order's delivery unless the courier already picked it up:
+/// the orders service asks before it accepts a customer's cancel, so food
+/// on its way is never cancelled under the courier. Safe to repeat; an
+/// order without a delivery yet is 404 (its `order.cancelled` event will
+/// cancel the delivery when it is created).
+#[utoipa::path(post, path = "/internal/deliveries/by-order/{order_id}/cancel",
+    params(("order_id" = String, Path, description = "the order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "cancelled (or was already)", body = Delivery),
+        (status = 404, description = "no delivery for that order (yet)", body = Problem),
+        (status = 409, description = "already picked up or delivered", body = Problem)))]
+async fn cancel_by_order(
+    _caller: ServiceCaller,
+    State(state): State<AppState>,
+    Path(order): Path<String>,
+) -> ApiResult<Json<Delivery>> {
+    let not_found = || ApiError::not_found(format!("no delivery for order {order:?}"));
+    let order_id = OrderId::parse(&order).map_err(|_| not_found())?;
+    let mut tx = platform::db::begin_write(&state.db).await?;
+    let cancelled = store::cancel_for_order(&mut tx, order_id).await?;
+    tx.commit().await?;
+    if cancelled {
+        // Its courier is free for the next delivery.
+        state.dispatch.notify_one();
+    }
+    let delivery = store::delivery_by_order(&state.db, order_id)
+        .await?
+        .ok_or_else(not_found)?;
+    match delivery.status {
+        DeliveryStatus::Cancelled => Ok(Json(delivery)),
+        other => Err(ApiError::conflict(format!(
+            "the delivery is {}; it can no longer be cancelled",
+            other.as_str()
+        ))),
+    }
 }

@@ -76,11 +76,23 @@ impl Handler for SagaEvents {
             let Some((order, saga_event)) = translate(event)? else {
                 return Ok(());
             };
-            match self
+            // A version race (another writer changed the order between our
+            // read and write) is retried here, re-reading in the same
+            // transaction; it must not count toward parking the event.
+            let mut applied = self
                 .orchestrator
-                .apply_in(tx, order, saga_event, &Facts::default())
-                .await
-            {
+                .apply_in(tx, order, saga_event.clone(), &Facts::default())
+                .await;
+            for _ in 0..5 {
+                if !matches!(applied, Err(ApplyError::Contended(_))) {
+                    break;
+                }
+                applied = self
+                    .orchestrator
+                    .apply_in(tx, order, saga_event.clone(), &Facts::default())
+                    .await;
+            }
+            match applied {
                 Ok(_) => Ok(()),
                 // A late or out-of-place fact (say, an acceptance after the
                 // window closed): the saga already decided; record the event

@@ -40,6 +40,26 @@ pub struct AppState {
     outbox: Outbox,
     orchestrator: Arc<orchestrator::Orchestrator>,
     decision_deadline: Duration,
+    /// The relay, sweeper and consumers: they stop when the server (which
+    /// owns the last copy of this state) stops, so a service restarted in
+    /// the same process never leaves its old workers running.
+    _background: Arc<Background>,
+}
+
+struct Background {
+    relay: Option<platform::events::Relay>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.stop();
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 pub static MIGRATIONS: &[platform::db::MigrationSource] = &[
@@ -72,7 +92,7 @@ pub async fn build_with(
 ) -> anyhow::Result<Server> {
     let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
     let outbox = Outbox::new(db.clone());
-    let _relay = outbox.start_relay();
+    let relay = outbox.start_relay();
     let client = HttpClient::default();
     let orchestrator = Arc::new(orchestrator::Orchestrator::new(
         db.clone(),
@@ -82,15 +102,20 @@ pub async fn build_with(
         orchestrator::Participants {
             restaurants: config.restaurants_url.clone(),
             payments: config.payments_url.clone(),
+            delivery: config.delivery_url.clone(),
         },
     ));
-    orchestrator.spawn_sweeper(config.sweep_interval);
+    let mut tasks = vec![
+        orchestrator
+            .spawn_sweeper(config.sweep_interval)
+            .abort_handle(),
+    ];
     let mut consumers: Vec<Arc<dyn platform::events::dead_letters::Redrive>> = Vec::new();
     for (source, url) in [
         ("restaurants", &config.restaurants_url),
         ("delivery", &config.delivery_url),
     ] {
-        let (consumer, _task) = Consumer::new(
+        let (consumer, task) = Consumer::new(
             db.clone(),
             client.clone(),
             tokens.clone(),
@@ -101,6 +126,7 @@ pub async fn build_with(
         )
         .start();
         consumers.push(consumer);
+        tasks.push(task.abort_handle());
     }
     let dead_letters = platform::events::dead_letters::router(db.clone(), consumers);
     let state = AppState {
@@ -108,6 +134,10 @@ pub async fn build_with(
         outbox,
         orchestrator,
         decision_deadline: config.decision_deadline,
+        _background: Arc::new(Background {
+            relay: Some(relay),
+            tasks,
+        }),
     };
     let service = Service::new(
         "orders",

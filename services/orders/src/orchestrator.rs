@@ -28,11 +28,38 @@ use sqlx::AnyConnection;
 use crate::domain::{Command, OrderEventKind, Saga, SagaError, SagaEvent};
 use crate::store::{self, Facts, StoredOrder};
 
+/// An order this process is driving; released on drop.
+struct Claim<'a> {
+    set: &'a Mutex<HashSet<OrderId>>,
+    id: OrderId,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .expect("the driving set is never poisoned")
+            .remove(&self.id);
+    }
+}
+
 /// Where the participants are.
 #[derive(Debug, Clone)]
 pub(crate) struct Participants {
     pub(crate) restaurants: String,
     pub(crate) payments: String,
+    pub(crate) delivery: String,
+}
+
+/// Whether the courier let go of an order the customer wants to cancel.
+#[derive(Debug)]
+pub(crate) enum CourierRelease {
+    /// No delivery, or it was cancelled before pick-up: cancel away.
+    Released,
+    /// The courier has the food: too late.
+    PickedUp(String),
+    /// Delivery cannot say right now.
+    Unknown(String),
 }
 
 pub(crate) struct Orchestrator {
@@ -154,27 +181,37 @@ impl Orchestrator {
     /// again later), or `deadline` passes. Another driver of the same order
     /// in this process makes this a no-op.
     pub(crate) async fn drive(&self, id: OrderId, deadline: Option<Instant>) {
-        if !self.claim(id) {
+        let Some(_claim) = self.claim(id) else {
             return;
-        }
+        };
         if let Err(e) = self.drive_claimed(id, deadline).await {
             tracing::debug!(order_id = %id, error = %e, "saga paused; the sweeper will resume it");
         }
-        self.release(id);
     }
 
-    fn claim(&self, id: OrderId) -> bool {
-        self.driving
-            .lock()
-            .expect("the driving set is never poisoned")
-            .insert(id)
+    /// Drives `id` on its own task, so a caller that goes away (a client
+    /// hanging up) does not stop the saga midway; waits for it at most
+    /// until `deadline`.
+    pub(crate) async fn drive_until(self: &Arc<Self>, id: OrderId, deadline: Instant) {
+        let this = self.clone();
+        let task = tokio::spawn(async move { this.drive(id, Some(deadline)).await });
+        let _ = tokio::time::timeout_at(deadline.into(), task).await;
     }
 
-    fn release(&self, id: OrderId) {
-        self.driving
+    /// Marks `id` as driven by this process until the returned claim drops
+    /// (however the driving ends: finished, failed, or cancelled).
+    fn claim(&self, id: OrderId) -> Option<Claim<'_>> {
+        // The guard must be gone before a Claim can exist: dropping a
+        // Claim takes the same lock.
+        let inserted = self
+            .driving
             .lock()
             .expect("the driving set is never poisoned")
-            .remove(&id);
+            .insert(id);
+        inserted.then(|| Claim {
+            set: &self.driving,
+            id,
+        })
     }
 
     async fn drive_claimed(&self, id: OrderId, deadline: Option<Instant>) -> anyhow::Result<()> {
@@ -191,6 +228,10 @@ impl Orchestrator {
             if commands.is_empty() {
                 return Ok(());
             }
+            // One participant down must not hold up the others' steps (a
+            // void must not wait for a restaurants outage): run every
+            // command, and stop after the round if any could not run.
+            let mut unreachable: Option<Unreachable> = None;
             for command in commands {
                 let started = Instant::now();
                 let answer = self.execute(&order, command).await;
@@ -203,7 +244,8 @@ impl Orchestrator {
                     }
                     Err(e) => {
                         metrics::counter!("saga_steps_total", "step" => command.step(), "outcome" => "unreachable").increment(1);
-                        return Err(e.into());
+                        unreachable = Some(e);
+                        continue;
                     }
                 };
                 for event in events {
@@ -216,6 +258,36 @@ impl Orchestrator {
                     }
                 }
             }
+            if let Some(e) = unreachable {
+                return Err(e.into());
+            }
+        }
+    }
+
+    /// Before a cancel of a confirmed order: asks delivery to cancel the
+    /// delivery unless it was picked up, atomically on delivery's side, so a
+    /// cancel can never race a pick-up (the food leaving with the payment
+    /// voided).
+    pub(crate) async fn release_courier(&self, id: OrderId) -> CourierRelease {
+        let url = format!(
+            "{}/internal/deliveries/by-order/{id}/cancel",
+            self.participants.delivery
+        );
+        match self
+            .call("delivery", "cancel_delivery", Method::POST, url, None, None)
+            .await
+        {
+            Ok((status, _)) if status.is_success() || status == StatusCode::NOT_FOUND => {
+                CourierRelease::Released
+            }
+            Ok((StatusCode::CONFLICT, body)) => CourierRelease::PickedUp(
+                body["detail"]
+                    .as_str()
+                    .unwrap_or("the courier already picked it up")
+                    .to_owned(),
+            ),
+            Ok((status, _)) => CourierRelease::Unknown(format!("delivery answered {status}")),
+            Err(e) => CourierRelease::Unknown(e.to_string()),
         }
     }
 

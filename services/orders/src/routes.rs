@@ -19,7 +19,7 @@ use utoipa::{IntoParams, OpenApi};
 
 use crate::AppState;
 use crate::domain::{PaymentState, SagaError, SagaEvent};
-use crate::orchestrator::ApplyError;
+use crate::orchestrator::{ApplyError, CourierRelease};
 use crate::store::{self, Facts, StoredOrder};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -124,22 +124,26 @@ async fn place(
 
     let id = OrderId::new();
     let mut tx = platform::db::begin_write(&state.db).await?;
-    if let Some((stored, order_id, code)) =
-        store::idempotent(&mut tx, identity.user_id, &key).await?
-    {
+    if let Some(first) = store::idempotent(&mut tx, identity.user_id, &key).await? {
         drop(tx);
-        if stored != fingerprint {
-            return Err(ApiError::invalid_field(
-                "Idempotency-Key",
-                "was already used for a different order; use a new key for a new order",
-            ));
-        }
-        let order = view(&state, order_id).await?;
-        return Ok(respond(code, order));
+        return replay(&state, first, &fingerprint).await;
     }
-    let (saga, _) = crate::domain::Saga::new()
-        .apply(SagaEvent::Started)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("a new saga refused to start: {e}")))?;
+    // Claim the key before anything else: a concurrent request with the
+    // same key waits on it, then finds the first one's order and replays.
+    match store::remember_key(&mut tx, identity.user_id, &key, &fingerprint, id, 202).await {
+        Ok(()) => {}
+        Err(e) if platform::db::is_unique_violation(&e) => {
+            drop(tx);
+            let mut conn = state.db.acquire().await?;
+            let first = store::idempotent(&mut conn, identity.user_id, &key)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("key {key:?} vanished after a conflict"))
+                })?;
+            return replay(&state, first, &fingerprint).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
     store::insert(
         &mut tx,
         id,
@@ -148,14 +152,12 @@ async fn place(
         &crate::domain::Saga::new(),
     )
     .await?;
-    store::remember_key(&mut tx, identity.user_id, &key, &fingerprint, id, 202).await?;
     let inserted = store::load(&mut tx, id).await?.ok_or_else(|| {
         ApiError::internal(anyhow::anyhow!(
             "order {id} vanished in its own transaction"
         ))
     })?;
     // Started: persisted with its first commands and order.placed.
-    let _ = saga;
     state
         .orchestrator
         .apply_in(&mut tx, inserted.id, SagaEvent::Started, &Facts::default())
@@ -165,10 +167,27 @@ async fn place(
     state.outbox.notify();
 
     let deadline = Instant::now() + state.decision_deadline;
-    state.orchestrator.drive(id, Some(deadline)).await;
+    state.orchestrator.drive_until(id, deadline).await;
     let order = view(&state, id).await?;
     let code = if decided(order.status) { 201 } else { 202 };
     store::set_key_response(&state.db, identity.user_id, &key, code).await?;
+    Ok(respond(code, order))
+}
+
+/// The answer to a repeated `POST /orders`: the first order, with the
+/// first answer's status, if the body is the same; 422 if not.
+async fn replay(
+    state: &AppState,
+    (stored, order_id, code): (String, OrderId, u16),
+    fingerprint: &str,
+) -> ApiResult<Response> {
+    if stored != fingerprint {
+        return Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            "was already used for a different order; use a new key for a new order",
+        ));
+    }
+    let order = view(state, order_id).await?;
     Ok(respond(code, order))
 }
 
@@ -323,12 +342,31 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Order>> {
     let id = readable(&state, &identity, &id).await?;
+    let status = view(&state, id).await?.status;
+    if matches!(
+        status,
+        OrderStatus::Confirmed | OrderStatus::CourierAssigned
+    ) {
+        // Delivery knows whether the food left; ask it first.
+        match state.orchestrator.release_courier(id).await {
+            CourierRelease::Released => {}
+            CourierRelease::PickedUp(why) => return Err(ApiError::conflict(why)),
+            CourierRelease::Unknown(why) => {
+                return Err(ApiError::unavailable(
+                    "delivery",
+                    format!(
+                        "cannot tell whether the courier picked the order up ({why}); try again"
+                    ),
+                ));
+            }
+        }
+    }
     state
         .orchestrator
         .apply(id, SagaEvent::CancelRequested, &Facts::default())
         .await
         .map_err(apply_error)?;
     let deadline = Instant::now() + state.decision_deadline;
-    state.orchestrator.drive(id, Some(deadline)).await;
+    state.orchestrator.drive_until(id, deadline).await;
     Ok(Json(view(&state, id).await?))
 }

@@ -235,15 +235,29 @@ pub(crate) async fn timeline(
 /// Orders with work to do: commands outstanding, or an acceptance window
 /// that has closed.
 pub(crate) async fn with_work(db: &Db, now: &str, limit: i64) -> Result<Vec<OrderId>, sqlx::Error> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM orders WHERE outstanding > 0 \
-         OR (status = 'AWAITING_RESTAURANT' AND accept_by IS NOT NULL AND accept_by < $1) \
-         ORDER BY updated_at LIMIT $2",
+    // Closed acceptance windows first, on their own (a crowd of sagas
+    // waiting on a dead participant must not keep a timer from firing);
+    // then sagas with commands outstanding, in random order, so the ones a
+    // dead participant blocks cannot starve the rest.
+    let mut ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE status = 'AWAITING_RESTAURANT' \
+         AND accept_by IS NOT NULL AND accept_by < $1 LIMIT $2",
     )
     .bind(now)
     .bind(limit)
     .fetch_all(db)
     .await?;
+    let outstanding: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE outstanding > 0 ORDER BY RANDOM() LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    for id in outstanding {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
     ids.iter().map(|id| parse_column(id, "id")).collect()
 }
 

@@ -276,3 +276,56 @@ async fn every_step_is_announced_on_the_feed() {
         assert_eq!(event.subject.as_deref(), Some(order.to_string().as_str()));
     }
 }
+
+#[tokio::test]
+async fn the_saga_cancels_a_delivery_only_before_pick_up() {
+    let app = TestApp::spawn().await;
+    let cancel = |order: OrderId, token: Option<String>| {
+        let api = platform::testing::Api::new(&app.running.url);
+        async move {
+            api.post(
+                &format!("/internal/deliveries/by-order/{order}/cancel"),
+                token.as_deref(),
+                serde_json::json!({}),
+            )
+            .await
+        }
+    };
+    // Before pick-up: cancelled, the courier free again; twice is fine.
+    let (courier, order, _) = assigned(&app).await;
+    assert_problem(cancel(order, None).await, StatusCode::UNAUTHORIZED).await;
+    for _ in 0..2 {
+        let r = cancel(order, Some(app.service_token())).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.json::<Value>().await.expect("json")["status"],
+            "CANCELLED"
+        );
+    }
+    assert_eq!(
+        app.report(&courier, true, PICKUP).await["active_delivery_id"],
+        Value::Null
+    );
+
+    // After pick-up: refused, the delivery carries on.
+    let next = app.orders.confirm().await;
+    let delivery = app.wait_assigned(next).await;
+    let id = id_of(&delivery);
+    step_ok(&app, &courier, &id, "pickup").await;
+    assert_problem(
+        cancel(next, Some(app.service_token())).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(
+        app.delivery(next).await.expect("delivery")["status"],
+        "PICKED_UP"
+    );
+
+    // No delivery (yet): 404, so the saga goes ahead.
+    assert_problem(
+        cancel(OrderId::new(), Some(app.service_token())).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}

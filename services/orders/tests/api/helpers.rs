@@ -24,7 +24,7 @@ pub(crate) struct TestWorld {
     pub(crate) payments: Option<Running>,
     /// Fixed, so payments can be stopped and started again where orders
     /// expects it.
-    payments_port: u16,
+    pub(crate) payments_port: u16,
     orders_port: u16,
     pub(crate) delivery: FakeDelivery,
     pub(crate) api: Api,
@@ -34,6 +34,10 @@ pub(crate) struct TestWorld {
 /// The delivery service's feed, written by the test.
 pub(crate) struct FakeDelivery {
     pub(crate) url: String,
+    /// When set, the fake's couriers have every order in hand: a cancel of
+    /// the delivery is refused (409), as the real delivery service does
+    /// after pick-up.
+    pub(crate) picked_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     outbox: Outbox,
     db: platform::Db,
     _running: Running,
@@ -49,8 +53,26 @@ impl FakeDelivery {
         .expect("connects");
         let outbox = Outbox::new(db.clone());
         let _relay = outbox.start_relay();
-        let router =
-            platform::events::feed::router(outbox.clone()).layer(axum::Extension(verifier(key)));
+        let picked_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = picked_up.clone();
+        let cancel = axum::Router::new().route(
+            "/internal/deliveries/by-order/{id}/cancel",
+            axum::routing::post(move || {
+                let gone = flag.load(std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    if gone {
+                        platform::ApiError::conflict(
+                            "the delivery is PICKED_UP; it can no longer be cancelled",
+                        )
+                    } else {
+                        platform::ApiError::not_found("no delivery for that order")
+                    }
+                }
+            }),
+        );
+        let router = platform::events::feed::router(outbox.clone())
+            .merge(cancel)
+            .layer(axum::Extension(verifier(key)));
         let running = Running::start(
             Server::bind(
                 &local(0),
@@ -61,6 +83,7 @@ impl FakeDelivery {
         );
         FakeDelivery {
             url: running.url.clone(),
+            picked_up,
             outbox,
             db,
             _running: running,

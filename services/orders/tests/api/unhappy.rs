@@ -250,3 +250,35 @@ async fn a_restaurant_that_never_answers_is_rejected_by_the_timer() {
         .expect("json");
     assert_eq!(tickets["items"][0]["status"], "CANCELLED");
 }
+
+#[tokio::test]
+async fn a_cancel_racing_the_pick_up_is_refused_when_the_courier_has_the_food() {
+    let w = TestWorld::spawn().await;
+    let (_, restaurant, pizza, salad) = w.restaurant(true).await;
+    let customer = w.token(Role::Customer);
+    let order: Value = w
+        .place(
+            &customer,
+            "k",
+            &order_body(&restaurant, &pizza, &salad, 1, "pm_card_visa"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = order["id"].as_str().expect("id").to_owned();
+    w.wait_for(&customer, &id, "CONFIRMED", Duration::from_secs(10))
+        .await;
+    // Delivery has it picked up; orders has not heard yet.
+    w.delivery
+        .picked_up
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = w
+        .api
+        .post(&format!("/orders/{id}/cancel"), Some(&customer), json!({}))
+        .await;
+    assert_problem(r, StatusCode::CONFLICT).await;
+    let order = w.order(&customer, &id).await;
+    assert_eq!(order["status"], "CONFIRMED");
+    assert_eq!(w.payment(&id).await["status"], "authorized");
+}
