@@ -168,7 +168,13 @@ async fn place(
 
     let deadline = Instant::now() + state.decision_deadline;
     state.orchestrator.drive_until(id, deadline).await;
-    let order = view(&state, id).await?;
+    // Another driver (the sweeper) may have picked the saga up first; then
+    // wait for its decision the same way, until the deadline.
+    let mut order = view(&state, id).await?;
+    while !decided(order.status) && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        order = view(&state, id).await?;
+    }
     let code = if decided(order.status) { 201 } else { 202 };
     store::set_key_response(&state.db, identity.user_id, &key, code).await?;
     Ok(respond(code, order))
