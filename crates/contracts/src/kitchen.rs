@@ -15,6 +15,44 @@ pub struct OrderLine {
     pub quantity: i64,
 }
 
+/// The most lines one order may have, and the most of one item.
+pub const MAX_LINES: usize = 50;
+pub const MAX_QUANTITY: i64 = 99;
+
+/// What is wrong with an order's lines (empty when nothing): one rule for
+/// the orders API and the kitchen alike.
+pub fn line_errors(lines: &[OrderLine]) -> Vec<crate::FieldError> {
+    use crate::FieldError;
+    let mut errors = Vec::new();
+    if lines.is_empty() {
+        errors.push(FieldError::new("items", "must not be empty"));
+    }
+    if lines.len() > MAX_LINES {
+        errors.push(FieldError::new(
+            "items",
+            format!("must have at most {MAX_LINES} lines"),
+        ));
+    }
+    for (i, line) in lines.iter().enumerate() {
+        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+            errors.push(FieldError::new(
+                format!("items[{i}].quantity"),
+                format!("must be between 1 and {MAX_QUANTITY}"),
+            ));
+        }
+    }
+    let mut ids: Vec<_> = lines.iter().map(|l| l.menu_item_id).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.len() != lines.len() {
+        errors.push(FieldError::new(
+            "items",
+            "must not repeat an item; add up the quantity",
+        ));
+    }
+    errors
+}
+
 /// `POST /internal/orders/{order_id}/reservation`: price the lines and
 /// reserve their stock, atomically.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -130,5 +168,39 @@ impl Event for TicketReady {
     const SOURCE: &'static str = "restaurants";
     fn subject(&self) -> String {
         self.order_id.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(id: MenuItemId, quantity: i64) -> OrderLine {
+        OrderLine {
+            menu_item_id: id,
+            quantity,
+        }
+    }
+
+    #[test]
+    fn good_lines_have_no_errors() {
+        assert!(line_errors(&[line(MenuItemId::new(), 1), line(MenuItemId::new(), 99)]).is_empty());
+    }
+
+    #[test]
+    fn empty_zero_too_many_and_repeated_lines_are_named() {
+        let fields = |lines: &[OrderLine]| -> Vec<String> {
+            line_errors(lines).into_iter().map(|e| e.field).collect()
+        };
+        assert_eq!(fields(&[]), ["items"]);
+        assert_eq!(fields(&[line(MenuItemId::new(), 0)]), ["items[0].quantity"]);
+        assert_eq!(
+            fields(&[line(MenuItemId::new(), 1), line(MenuItemId::new(), 100)]),
+            ["items[1].quantity"]
+        );
+        let same = MenuItemId::new();
+        assert_eq!(fields(&[line(same, 1), line(same, 2)]), ["items"]);
+        let many: Vec<OrderLine> = (0..51).map(|_| line(MenuItemId::new(), 1)).collect();
+        assert_eq!(fields(&many), ["items"]);
     }
 }

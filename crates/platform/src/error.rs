@@ -237,6 +237,12 @@ impl Validator {
         }
     }
 
+    /// Records errors found elsewhere (a shared rule in `contracts`).
+    pub fn extend(&mut self, errors: Vec<FieldError>) -> &mut Self {
+        self.errors.extend(errors);
+        self
+    }
+
     /// Checks a required, trimmed text of `1..=max` characters and returns it.
     pub fn text(&mut self, field: &str, value: &str, max: usize) -> String {
         let value = value.trim();

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use contracts::catalog::Page;
 use contracts::identity::Role;
 use contracts::orders::{Order, OrderPayment, OrderStatus, PlaceOrder};
+use contracts::payments::PaymentMethod;
 use contracts::{OrderId, Problem};
 use platform::error::Validator;
 use platform::{ApiError, ApiResult, Identity, Json, Path, Query};
@@ -33,33 +34,11 @@ pub(crate) fn router() -> Router<AppState> {
 #[openapi(paths(place, read, list, cancel))]
 pub struct ApiDoc;
 
-/// The payment methods FeastFast accepts: test tokens only.
-const PAYMENT_METHODS: &[&str] = &[
-    "pm_card_visa",
-    "pm_card_chargeDeclined",
-    "pm_card_chargeDeclinedInsufficientFunds",
-];
 const MAX_KEY: usize = 200;
 
 fn validate(req: &PlaceOrder) -> ApiResult<()> {
     let mut v = Validator::new();
-    v.check(!req.items.is_empty(), "items", "must not be empty");
-    v.check(req.items.len() <= 50, "items", "must have at most 50 lines");
-    for (i, line) in req.items.iter().enumerate() {
-        v.check(
-            (1..=99).contains(&line.quantity),
-            &format!("items[{i}].quantity"),
-            "must be between 1 and 99",
-        );
-    }
-    let mut ids: Vec<_> = req.items.iter().map(|l| l.menu_item_id).collect();
-    ids.sort();
-    ids.dedup();
-    v.check(
-        ids.len() == req.items.len(),
-        "items",
-        "must not repeat an item; add up the quantity",
-    );
+    v.extend(contracts::kitchen::line_errors(&req.items));
     v.text("delivery_address.line1", &req.delivery_address.line1, 200);
     v.text("delivery_address.city", &req.delivery_address.city, 100);
     v.check(
@@ -67,24 +46,9 @@ fn validate(req: &PlaceOrder) -> ApiResult<()> {
         "delivery_address.location",
         "must have lat within -90..=90 and lng within -180..=180",
     );
-    let digits = req
-        .payment_method
-        .chars()
-        .filter(char::is_ascii_digit)
-        .count();
-    if digits >= 12 {
-        v.check(
-            false,
-            "payment_method",
-            "card numbers are refused; send a payment method token such as pm_card_visa",
-        );
-    } else {
-        v.check(
-            PAYMENT_METHODS.contains(&req.payment_method.as_str()),
-            "payment_method",
-            "must be pm_card_visa, pm_card_chargeDeclined or pm_card_chargeDeclinedInsufficientFunds",
-        );
-    }
+    // One rule for payment methods, shared with payments: test tokens
+    // only, and a card number is refused without being echoed.
+    v.parse("payment_method", PaymentMethod::parse(&req.payment_method));
     v.finish()
 }
 

@@ -60,10 +60,6 @@ pub(crate) fn router() -> Router<AppState> {
 ))]
 pub(crate) struct KitchenDoc;
 
-/// The most lines one order may have, and the most of one item.
-const MAX_LINES: usize = 50;
-const MAX_QUANTITY: i64 = 99;
-
 fn order_id(text: &str) -> ApiResult<OrderId> {
     OrderId::parse(text).map_err(|_| ApiError::not_found(format!("no order {text:?}")))
 }
@@ -84,27 +80,7 @@ async fn reserve(
 ) -> ApiResult<Json<Reservation>> {
     let order = order_id(&order)?;
     let mut v = Validator::new();
-    v.check(!req.items.is_empty(), "items", "must not be empty");
-    v.check(
-        req.items.len() <= MAX_LINES,
-        "items",
-        "must have at most 50 lines",
-    );
-    for (i, line) in req.items.iter().enumerate() {
-        v.check(
-            (1..=MAX_QUANTITY).contains(&line.quantity),
-            &format!("items[{i}].quantity"),
-            "must be between 1 and 99",
-        );
-    }
-    let mut ids: Vec<_> = req.items.iter().map(|l| l.menu_item_id).collect();
-    ids.sort();
-    ids.dedup();
-    v.check(
-        ids.len() == req.items.len(),
-        "items",
-        "must not repeat an item; add up the quantity",
-    );
+    v.extend(contracts::kitchen::line_errors(&req.items));
     v.finish()?;
     match store::reserve(&state.db, order, &req).await {
         Ok(reservation) => Ok(Json(reservation)),
