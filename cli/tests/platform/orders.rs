@@ -518,3 +518,109 @@ async fn on_postgres_every_service_gets_its_own_database_and_orders_flow() {
     assert_eq!(names.lines().collect::<Vec<_>>(), expected, "{names}");
     assert!(p.stop());
 }
+
+/// Reads an order's event stream until it ends (or `limit`); the orders
+/// it carried, in order.
+async fn follow_stream(p: &Platform, token: &str, order: &str, limit: Duration) -> Vec<Value> {
+    let mut response = p
+        .api
+        .request(
+            reqwest::Method::GET,
+            &format!("/orders/{order}/stream"),
+            Some(token),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/event-stream")
+    );
+    let deadline = Instant::now() + limit;
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline.into(), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_order_stream_pushes_every_move_and_the_courier_on_the_map() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Platform::start_with(dir.path(), free_base_port(), &["--sim-speed", "100"]);
+    let customer = p.login("customer@feastfast.test", "feastfast").await;
+    let found: Value = p
+        .api
+        .get("/restaurants?q=curry", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let curry = id(&found["items"][0]);
+    let detail: Value = p
+        .api
+        .get(&format!("/restaurants/{curry}"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let dish = id(&detail["menu"][0]);
+    let o = id(&place(
+        &p,
+        &customer,
+        "live",
+        &body(&curry, &dish, 1, "pm_card_visa"),
+    )
+    .await
+    .json::<Value>()
+    .await
+    .expect("json"));
+
+    // Others cannot watch it; nobody without a token can.
+    let stranger = p.register("nosy@example.com", "customer").await;
+    let r = p
+        .api
+        .get(&format!("/orders/{o}/stream"), Some(&stranger))
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        p.api
+            .get(&format!("/orders/{o}/stream"), None)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let seen = follow_stream(&p, &customer, &o, Duration::from_secs(90)).await;
+    let mut statuses: Vec<&str> = seen
+        .iter()
+        .map(|v| v["status"].as_str().expect("status"))
+        .collect();
+    statuses.dedup();
+    let tail: Vec<&str> = statuses
+        .iter()
+        .copied()
+        .skip_while(|s| *s != "COURIER_ASSIGNED")
+        .collect();
+    assert_eq!(
+        tail,
+        ["COURIER_ASSIGNED", "PICKED_UP", "DELIVERED"],
+        "{statuses:?}"
+    );
+    // The courier moved on the map: several positions while on the way.
+    let positions = seen
+        .iter()
+        .filter_map(|v| v["delivery"]["courier_location"].as_object().cloned())
+        .collect::<Vec<_>>();
+    assert!(positions.len() >= 2, "{positions:?}");
+    assert_eq!(seen.last().expect("events")["status"], "DELIVERED");
+}

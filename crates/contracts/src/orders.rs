@@ -187,6 +187,12 @@ order_event!(
     /// The order was delivered.
     OrderCompleted, "feastfast.order.completed.v1" {}
 );
+order_event!(
+    /// The order moved to another status (every move, for live views).
+    OrderStatusChanged, "feastfast.order.status_changed.v1" {
+        status: OrderStatus,
+    }
+);
 
 #[cfg(test)]
 mod tests {

@@ -50,6 +50,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
     use crate::kitchen::{TicketAccepted, TicketReady, TicketRejected};
     use crate::orders::{
         OrderCancelled, OrderCompleted, OrderConfirmed, OrderPlaced, OrderRejected,
+        OrderStatusChanged,
     };
     use crate::payments::{
         PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided,
@@ -60,6 +61,7 @@ pub fn all() -> Vec<(&'static str, Value)> {
         (OrderRejected::TYPE, schema_of::<OrderRejected>()),
         (OrderCancelled::TYPE, schema_of::<OrderCancelled>()),
         (OrderCompleted::TYPE, schema_of::<OrderCompleted>()),
+        (OrderStatusChanged::TYPE, schema_of::<OrderStatusChanged>()),
         (DeliveryAssigned::TYPE, schema_of::<DeliveryAssigned>()),
         (DeliveryPickedUp::TYPE, schema_of::<DeliveryPickedUp>()),
         (DeliveryDelivered::TYPE, schema_of::<DeliveryDelivered>()),

@@ -14,6 +14,7 @@
 mod compose;
 mod config;
 mod forward;
+mod live;
 mod ops;
 mod routes;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     verifier: Verifier,
     /// The gateway's own service token, for internal calls (composition).
     tokens: ServiceTokens,
+    /// Wakes live order streams when an order's events arrive.
+    hub: Arc<live::Hub>,
 }
 
 impl AppState {
@@ -62,8 +65,17 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         config: Arc::new(config),
         client,
         verifier: verifier.clone(),
-        tokens,
+        tokens: tokens.clone(),
+        hub: Arc::new(live::Hub::default()),
     };
+    // Follow the feeds that announce an order's moves; they end with the
+    // process (the gateway holds nothing they could leave half-done).
+    for name in ["orders", "delivery"] {
+        if let Some(upstream) = state.upstream(name) {
+            let feed = platform::events::transport::HttpFeed::new(state.client.clone(), tokens.clone(), &upstream.url);
+            live::follow(state.hub.clone(), feed);
+        }
+    }
     let mut service = Service::new(
         "gateway",
         router(state).layer(Extension(verifier)),

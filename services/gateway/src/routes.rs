@@ -73,6 +73,7 @@ pub(crate) static ROUTES: &[Route] = &[
     Route { path: "/restaurants/{id}/tickets/{order_id}/ready",  service: "restaurants",  methods: &[(Post, Token)] },
     Route { path: "/orders",                                     service: "orders",       methods: &[(Get, Token), (Post, Token)] },
     Route { path: "/orders/{id}",                                service: "orders",       methods: &[(Get, Token)] },
+    Route { path: "/orders/{id}/stream",                         service: "orders",       methods: &[(Get, Token)] },
     Route { path: "/orders/{id}/cancel",                         service: "orders",       methods: &[(Post, Token)] },
     Route { path: "/couriers/me",                                service: "delivery",     methods: &[(Put, Token)] },
     Route { path: "/couriers/me/deliveries",                     service: "delivery",     methods: &[(Get, Token)] },
@@ -84,6 +85,9 @@ pub(crate) static ROUTES: &[Route] = &[
 /// service (see `compose.rs`).
 pub(crate) const COMPOSED: &[&str] = &["/orders/{id}"];
 
+/// The public path answered as server-sent events (see `live.rs`).
+pub(crate) const STREAMED: &str = "/orders/{id}/stream";
+
 pub(crate) fn public_routes() -> Router<AppState> {
     ROUTES.iter().fold(Router::new(), |router, route| {
         let composed = COMPOSED.contains(&route.path);
@@ -94,7 +98,9 @@ pub(crate) fn public_routes() -> Router<AppState> {
                 mr.on(
                     method.filter(),
                     move |State(state): State<AppState>, req: Request| async move {
-                        if composed && method == Method::Get {
+                        if route.path == STREAMED && method == Method::Get {
+                            crate::live::stream(&state, req).await
+                        } else if composed && method == Method::Get {
                             crate::compose::order(&state, auth, req).await
                         } else {
                             forward(&state, route.service, auth, req).await

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use contracts::OrderId;
 use contracts::kitchen::{Reservation, Ticket, TicketStatus};
 use contracts::orders::{
-    OrderCancelled, OrderCompleted, OrderConfirmed, OrderPlaced, OrderRejected,
+    OrderCancelled, OrderCompleted, OrderConfirmed, OrderPlaced, OrderRejected, OrderStatusChanged,
 };
 use platform::auth::ServiceTokens;
 use platform::events::{Outbox, enqueue};
@@ -149,6 +149,15 @@ impl Orchestrator {
         if saga.status() != order.saga.status() {
             metrics::counter!("saga_transitions_total", "to" => saga.status().as_str())
                 .increment(1);
+            // Every move, for live views (the gateway's order stream).
+            enqueue(
+                conn,
+                &OrderStatusChanged {
+                    order_id: id,
+                    status: saga.status(),
+                },
+            )
+            .await?;
         }
         Ok(true)
     }

@@ -85,13 +85,16 @@ async fn an_order_goes_from_placed_to_delivered_and_is_captured_once() {
             .json()
             .await
             .expect("json");
-        if feed["entries"].as_array().map(Vec::len) == Some(3) {
+        let last = feed["entries"].as_array().and_then(|e| e.last().cloned());
+        if last.is_some_and(|e| e["event"]["type"] == "feastfast.order.completed.v1") {
             break;
         }
     }
-    let types: Vec<&str> = feed["entries"]
-        .as_array()
-        .expect("entries")
+    let entries = feed["entries"].as_array().expect("entries");
+    let (moves, lifecycle): (Vec<&Value>, Vec<&Value>) = entries
+        .iter()
+        .partition(|e| e["event"]["type"] == "feastfast.order.status_changed.v1");
+    let types: Vec<&str> = lifecycle
         .iter()
         .map(|e| e["event"]["type"].as_str().expect("type"))
         .collect();
@@ -103,7 +106,23 @@ async fn an_order_goes_from_placed_to_delivered_and_is_captured_once() {
             "feastfast.order.completed.v1"
         ]
     );
-    let confirmed = &feed["entries"][1]["event"]["data"];
+    // Every status move is announced, in order, for live views.
+    let moved: Vec<&str> = moves
+        .iter()
+        .map(|e| e["event"]["data"]["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            "PAYMENT_PENDING",
+            "AWAITING_RESTAURANT",
+            "CONFIRMED",
+            "COURIER_ASSIGNED",
+            "PICKED_UP",
+            "DELIVERED"
+        ]
+    );
+    let confirmed = &lifecycle[1]["event"]["data"];
     assert_eq!(confirmed["dropoff"]["lat"], 52.50);
     assert_eq!(confirmed["pickup"]["lat"], 52.52);
 }
