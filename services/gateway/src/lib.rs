@@ -72,7 +72,11 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     // process (the gateway holds nothing they could leave half-done).
     for name in ["orders", "delivery"] {
         if let Some(upstream) = state.upstream(name) {
-            let feed = platform::events::transport::HttpFeed::new(state.client.clone(), tokens.clone(), &upstream.url);
+            let feed = platform::events::transport::HttpFeed::new(
+                state.client.clone(),
+                tokens.clone(),
+                &upstream.url,
+            );
             live::follow(state.hub.clone(), feed);
         }
     }

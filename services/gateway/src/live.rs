@@ -43,7 +43,12 @@ impl Hub {
     }
 
     fn wake(&self, order: &str) {
-        if let Some(tx) = self.topics.lock().expect("the hub lock is never poisoned").get(order) {
+        if let Some(tx) = self
+            .topics
+            .lock()
+            .expect("the hub lock is never poisoned")
+            .get(order)
+        {
             let _ = tx.send(());
         }
     }
@@ -88,7 +93,11 @@ pub(crate) fn follow(hub: Arc<Hub>, feed: HttpFeed) -> tokio::task::JoinHandle<(
 const TICK: Duration = Duration::from_secs(2);
 
 /// The composed order, as `GET /orders/{id}` answers the caller.
-async fn read(state: &AppState, authorization: &HeaderValue, order: &str) -> Result<Value, Response> {
+async fn read(
+    state: &AppState,
+    authorization: &HeaderValue,
+    order: &str,
+) -> Result<Value, Response> {
     let request = Request::builder()
         .uri(format!("/api/v1/orders/{order}"))
         .header(header::AUTHORIZATION, authorization)
@@ -106,7 +115,10 @@ async fn read(state: &AppState, authorization: &HeaderValue, order: &str) -> Res
 }
 
 fn is_final(order: &Value) -> bool {
-    matches!(order["status"].as_str(), Some("DELIVERED" | "REJECTED" | "CANCELLED"))
+    matches!(
+        order["status"].as_str(),
+        Some("DELIVERED" | "REJECTED" | "CANCELLED")
+    )
 }
 
 /// `GET /api/v1/orders/{id}/stream`: the order now, then again each time
@@ -173,5 +185,7 @@ pub(crate) async fn stream(state: &AppState, req: Request) -> Response {
         let event = Event::default().event("order").json_data(&order).ok()?;
         Some((Ok::<_, std::convert::Infallible>(event), (w, None)))
     });
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
