@@ -61,6 +61,18 @@ fn not_json(e: &serde_json::Error) -> ApiError {
     ApiError::bad_request(format!("the body is not valid JSON: {e}"))
 }
 
+/// A query parameter naming a value of an upper-case wire enum (such as a
+/// status filter), in any case; a 422 naming `field` and the `expected`
+/// values otherwise.
+pub fn upper_case_enum<T: DeserializeOwned>(
+    field: &str,
+    text: &str,
+    expected: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_value(serde_json::Value::String(text.to_uppercase()))
+        .map_err(|_| ApiError::invalid_field(field, format!("must be {expected}")))
+}
+
 fn strip_position(e: &serde_json::Error) -> String {
     let s = e.to_string();
     match s.rfind(" at line ") {

@@ -147,13 +147,11 @@ async fn my_deliveries(
         .status
         .as_deref()
         .map(|s| {
-            serde_json::from_value::<DeliveryStatus>(serde_json::Value::String(s.to_uppercase()))
-                .map_err(|_| {
-                    ApiError::invalid_field(
-                        "status",
-                        "must be PENDING, ASSIGNED, PICKED_UP, DELIVERED or CANCELLED",
-                    )
-                })
+            platform::extract::upper_case_enum::<DeliveryStatus>(
+                "status",
+                s,
+                "PENDING, ASSIGNED, PICKED_UP, DELIVERED or CANCELLED",
+            )
         })
         .transpose()?;
     let items = store::deliveries_of(&state.db, identity.user_id, status).await?;

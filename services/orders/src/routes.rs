@@ -236,7 +236,7 @@ fn payment_status(p: PaymentState) -> &'static str {
 
 /// Loads `id` for the caller: its customer, or an admin. Anyone else gets
 /// the same 404 as for an order that does not exist.
-async fn readable(state: &AppState, identity: &Identity, id: &str) -> ApiResult<OrderId> {
+async fn readable(state: &AppState, identity: &Identity, id: &str) -> ApiResult<StoredOrder> {
     let not_found = || ApiError::not_found(format!("no order {id:?}"));
     let id = OrderId::parse(id).map_err(|_| not_found())?;
     let mut conn = state.db.acquire().await?;
@@ -244,7 +244,7 @@ async fn readable(state: &AppState, identity: &Identity, id: &str) -> ApiResult<
     if order.customer_id != identity.user_id && identity.role != Role::Admin {
         return Err(not_found());
     }
-    Ok(id)
+    Ok(order)
 }
 
 /// One order: its customer's (or an admin's).
@@ -255,8 +255,10 @@ async fn read(
     identity: Identity,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Order>> {
-    let id = readable(&state, &identity, &id).await?;
-    Ok(Json(view(&state, id).await?))
+    let order = readable(&state, &identity, &id).await?;
+    let mut conn = state.db.acquire().await?;
+    let timeline = store::timeline(&mut conn, order.id).await?;
+    Ok(Json(to_order(order, timeline)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -311,8 +313,8 @@ async fn cancel(
     identity: Identity,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Order>> {
-    let id = readable(&state, &identity, &id).await?;
-    let status = view(&state, id).await?.status;
+    let order = readable(&state, &identity, &id).await?;
+    let (id, status) = (order.id, order.saga.status());
     if matches!(
         status,
         OrderStatus::Confirmed | OrderStatus::CourierAssigned

@@ -221,13 +221,11 @@ async fn list_tickets(
         .status
         .as_deref()
         .map(|s| {
-            serde_json::from_value::<TicketStatus>(serde_json::Value::String(s.to_uppercase()))
-                .map_err(|_| {
-                    ApiError::invalid_field(
-                        "status",
-                        "must be PENDING, ACCEPTED, REJECTED, READY or CANCELLED",
-                    )
-                })
+            platform::extract::upper_case_enum::<TicketStatus>(
+                "status",
+                s,
+                "PENDING, ACCEPTED, REJECTED, READY or CANCELLED",
+            )
         })
         .transpose()?;
     let items = store::tickets_of(&state.db, restaurant, status).await?;
