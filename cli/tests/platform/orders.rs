@@ -107,6 +107,27 @@ async fn stock(p: &Platform, restaurant: &str) -> Option<i64> {
     detail["menu"][0]["stock"].as_i64()
 }
 
+/// The first dish of the seeded restaurant matching `query`: (restaurant, dish).
+async fn demo_dish(p: &Platform, query: &str) -> (String, String) {
+    let found: Value = p
+        .api
+        .get(&format!("/restaurants?q={query}"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let restaurant = id(&found["items"][0]);
+    let detail: Value = p
+        .api
+        .get(&format!("/restaurants/{restaurant}"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let dish = id(&detail["menu"][0]);
+    (restaurant, dish)
+}
+
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
 }
@@ -116,22 +137,7 @@ async fn with_the_simulators_an_order_rides_to_the_door_on_its_own() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = Platform::start_with(dir.path(), free_base_port(), &["--sim-speed", "200"]);
     let customer = p.login("customer@feastfast.test", "feastfast").await;
-    let found: Value = p
-        .api
-        .get("/restaurants?q=sakura", None)
-        .await
-        .json()
-        .await
-        .expect("json");
-    let sakura = id(&found["items"][0]);
-    let detail: Value = p
-        .api
-        .get(&format!("/restaurants/{sakura}"), None)
-        .await
-        .json()
-        .await
-        .expect("json");
-    let roll = id(&detail["menu"][0]);
+    let (sakura, roll) = demo_dish(&p, "sakura").await;
 
     let r = place(
         &p,
@@ -558,22 +564,7 @@ async fn the_order_stream_pushes_every_move_and_the_courier_on_the_map() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = Platform::start_with(dir.path(), free_base_port(), &["--sim-speed", "100"]);
     let customer = p.login("customer@feastfast.test", "feastfast").await;
-    let found: Value = p
-        .api
-        .get("/restaurants?q=curry", None)
-        .await
-        .json()
-        .await
-        .expect("json");
-    let curry = id(&found["items"][0]);
-    let detail: Value = p
-        .api
-        .get(&format!("/restaurants/{curry}"), None)
-        .await
-        .json()
-        .await
-        .expect("json");
-    let dish = id(&detail["menu"][0]);
+    let (curry, dish) = demo_dish(&p, "curry").await;
     let o = id(&place(
         &p,
         &customer,

@@ -306,6 +306,27 @@ impl TestWorld {
         r.json().await.expect("json")
     }
 
+    /// Waits (a few seconds at most) until payments holds `order` in
+    /// `status`; compensations and captures run just after the decision.
+    pub(crate) async fn payment_reaches(&self, order: &str, status: &str) {
+        for _ in 0..100 {
+            if self.payment(order).await["status"] == status {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits (a few seconds at most) until `item` has `stock` left.
+    pub(crate) async fn stock_reaches(&self, restaurant: &str, item: &str, stock: i64) {
+        for _ in 0..100 {
+            if self.stock(restaurant, item).await == Some(stock) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub(crate) async fn place(&self, customer: &str, key: &str, body: &Value) -> reqwest::Response {
         self.api
             .request(reqwest::Method::POST, "/orders", Some(customer))

@@ -60,12 +60,7 @@ async fn an_order_goes_from_placed_to_delivered_and_is_captured_once() {
         ]
     );
     // The capture happens at pick-up; it may trail the delivered event.
-    for _ in 0..100 {
-        if w.payment(&id).await["status"] == "captured" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    w.payment_reaches(&id, "captured").await;
     let payment = w.payment(&id).await;
     assert_eq!(payment["status"], "captured", "{payment:#}");
     assert_eq!(payment["captured_cents"], delivered["total_cents"]);

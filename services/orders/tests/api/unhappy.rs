@@ -32,12 +32,7 @@ async fn a_declined_card_rejects_the_order_and_gives_the_stock_back() {
     assert_eq!(order["payment"]["status"], "declined");
     let id = order["id"].as_str().expect("id");
     // The release runs right after the decision.
-    for _ in 0..100 {
-        if w.stock(&restaurant, &pizza).await == Some(5) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    w.stock_reaches(&restaurant, &pizza, 5).await;
     assert_eq!(w.stock(&restaurant, &pizza).await, Some(5));
     assert_eq!(w.payment(id).await["captured_cents"], 0);
 }
@@ -169,12 +164,7 @@ async fn a_restaurant_that_says_no_rejects_the_order_and_voids_the_payment() {
         .wait_for(&customer, &id, "REJECTED", Duration::from_secs(10))
         .await;
     assert_eq!(rejected["rejection_reason"], "oven broken");
-    for _ in 0..100 {
-        if w.payment(&id).await["status"] == "voided" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    w.payment_reaches(&id, "voided").await;
     assert_eq!(w.payment(&id).await["status"], "voided");
     assert_eq!(w.stock(&restaurant, &pizza).await, Some(5));
 }
@@ -235,12 +225,7 @@ async fn a_restaurant_that_never_answers_is_rejected_by_the_timer() {
         .wait_for(&customer, &id, "REJECTED", Duration::from_secs(10))
         .await;
     assert!(rejected["rejection_reason"].is_string());
-    for _ in 0..100 {
-        if w.payment(&id).await["status"] == "voided" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    w.payment_reaches(&id, "voided").await;
     assert_eq!(w.payment(&id).await["status"], "voided");
     let tickets: Value = Api::new(&w.restaurants.url)
         .get(&format!("/restaurants/{restaurant}/tickets"), Some(&owner))
