@@ -1,8 +1,6 @@
-//! Orders: the wire form of an order's state.
-//!
-//! Only the status lives here for now; the order object follows when the
-//! orders API lands. The status names are part of the public contract
-//! (`API.md`), so their JSON form is pinned by a test.
+//! Orders: the order as the API shows it, the request that places one, and
+//! the events the orders service publishes. The status names are part of
+//! the public contract (`API.md`), so their JSON form is pinned by a test.
 
 use std::fmt;
 
