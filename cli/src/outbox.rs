@@ -15,6 +15,43 @@ pub(crate) enum OutboxCommand {
     ListDead(Target),
     /// Applies a service's parked events again (each at most once).
     Redrive(Target),
+    /// Lists the JetStream streams of a deployment (production mode), with
+    /// their message counts; `--delete` removes them.
+    Streams(StreamsArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct StreamsArgs {
+    /// The NATS server.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// The deployment's prefix (`feastfast up --nats-prefix`); streams are
+    /// named `<PREFIX>_<SERVICE>`.
+    #[arg(long, default_value = "feastfast")]
+    prefix: String,
+    /// Delete the streams (and every event in them).
+    #[arg(long)]
+    delete: bool,
+}
+
+async fn streams(args: StreamsArgs) -> anyhow::Result<()> {
+    let nats =
+        platform::events::nats::Nats::connect(&args.nats, &args.prefix, "feastfast-cli").await?;
+    let found = nats.streams().await?;
+    for (name, messages) in &found {
+        if args.delete {
+            nats.delete_stream_named(name).await?;
+            println!("{name:<40} deleted ({messages} messages)");
+        } else {
+            println!("{name:<40} {messages} messages");
+        }
+    }
+    println!(
+        "{} streams with prefix {}_",
+        found.len(),
+        args.prefix.to_ascii_uppercase()
+    );
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -39,6 +76,7 @@ pub(crate) async fn run(command: OutboxCommand) -> anyhow::Result<()> {
     let (target, redrive) = match command {
         OutboxCommand::ListDead(t) => (t, false),
         OutboxCommand::Redrive(t) => (t, true),
+        OutboxCommand::Streams(args) => return streams(args).await,
     };
     let base = target
         .url

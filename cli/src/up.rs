@@ -36,6 +36,14 @@ pub(crate) struct UpArgs {
     /// With --postgres: the prefix of the databases' names.
     #[arg(long, default_value = "feastfast", requires = "postgres")]
     database_prefix: String,
+    /// Carry events on NATS JetStream instead of the embedded feed: the
+    /// server's URL (e.g. `nats://127.0.0.1:4222`). Each producing service
+    /// gets a stream `<PREFIX>_<SERVICE>`, each consumer a durable consumer.
+    #[arg(long)]
+    nats: Option<String>,
+    /// With --nats: the prefix of the subjects and streams.
+    #[arg(long, default_value = "feastfast", requires = "nats")]
+    nats_prefix: String,
     /// Do not run the simulated kitchens and couriers.
     #[arg(long)]
     no_sim: bool,
@@ -115,6 +123,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             for upstream in SERVICES {
                 env.push((format!("{}_URL", upstream.to_uppercase()), url_of(upstream)));
             }
+            if let Some(nats) = &args.nats {
+                env.push(("NATS_URL".to_owned(), nats.clone()));
+                env.push(("NATS_PREFIX".to_owned(), args.nats_prefix.clone()));
+            }
             if name == "gateway" {
                 env.push(("FEASTFAST_CONTROL_URL".to_owned(), control_url.clone()));
             }
@@ -140,8 +152,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         Some(server) => format!("PostgreSQL at {server}, one database per service"),
         None => format!("SQLite files in {}", data_dir.display()),
     };
+    let events = match &args.nats {
+        Some(server) => format!(
+            "NATS JetStream at {server}, streams {}_<SERVICE>",
+            args.nats_prefix.to_uppercase()
+        ),
+        None => "each producer's feed".to_owned(),
+    };
     println!(
-        "Starting FeastFast (data: {storage}; logs in {})",
+        "Starting FeastFast (data: {storage}; events: {events}; logs in {})",
         logs.display()
     );
     let mut waiting = tokio::task::JoinSet::new();

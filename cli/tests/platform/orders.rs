@@ -461,15 +461,21 @@ async fn sagas_cut_off_by_a_killed_orders_service_finish_once_it_returns() {
     assert_eq!(stock(&p, &kitchen).await, Some(7));
 }
 
-/// `up --postgres`: the same platform on PostgreSQL, one database per
-/// service. Runs when FEASTFAST_TEST_POSTGRES names a server (CI's
-/// PostgreSQL pass); skipped, saying so, otherwise.
+/// Production mode, `up --postgres … --nats …`: the same platform on
+/// PostgreSQL, one database per service, with its events on NATS
+/// JetStream, one stream per producer. Runs when FEASTFAST_TEST_POSTGRES and
+/// FEASTFAST_TEST_NATS name servers (CI's production pass); skipped, saying
+/// so, otherwise.
 #[tokio::test]
-async fn on_postgres_every_service_gets_its_own_database_and_orders_flow() {
-    let Ok(server) = std::env::var(platform::testing::TEST_POSTGRES_ENV) else {
+async fn on_postgres_and_nats_each_service_has_its_database_and_stream_and_orders_arrive() {
+    let (Ok(server), Ok(nats_url)) = (
+        std::env::var(platform::testing::TEST_POSTGRES_ENV),
+        std::env::var(platform::testing::TEST_NATS_ENV),
+    ) else {
         println!(
-            "skipped: set {} to run it",
-            platform::testing::TEST_POSTGRES_ENV
+            "skipped: set {} and {} to run it",
+            platform::testing::TEST_POSTGRES_ENV,
+            platform::testing::TEST_NATS_ENV
         );
         return;
     };
@@ -479,14 +485,21 @@ async fn on_postgres_every_service_gets_its_own_database_and_orders_flow() {
         dir.path(),
         free_base_port(),
         &[
-            "--no-sim",
+            "--sim-speed",
+            "200",
+            "--prep-secs",
+            "20",
             "--postgres",
             &server,
             "--database-prefix",
             &prefix,
+            "--nats",
+            &nats_url,
+            "--nats-prefix",
+            &prefix,
         ],
     );
-    let (_, kitchen, dish) = restaurant(&p, "pgowner@example.com", 5).await;
+    let (owner, kitchen, dish) = restaurant(&p, "pgowner@example.com", 5).await;
     let customer = p.register("pgcustomer@example.com", "customer").await;
     let r = place(
         &p,
@@ -499,6 +512,30 @@ async fn on_postgres_every_service_gets_its_own_database_and_orders_flow() {
     let o = id(&r.json::<Value>().await.expect("json"));
     reaches(&p, &customer, &o, "CONFIRMED", Duration::from_secs(10)).await;
     assert_eq!(stock(&p, &kitchen).await, Some(3));
+    // The kitchen is the test's (no simulator cooks for it): mark it ready,
+    // then a simulated courier takes it to the door over JetStream events.
+    let ready = p
+        .api
+        .post(
+            &format!("/restaurants/{kitchen}/tickets/{o}/ready"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let delivered = reaches(&p, &customer, &o, "DELIVERED", Duration::from_secs(60)).await;
+    assert_eq!(delivered["payment"]["status"], "captured");
+
+    let nats = platform::events::nats::Nats::connect(&nats_url, &prefix, "test")
+        .await
+        .expect("connects");
+    for producer in ["restaurants", "orders", "payments", "delivery"] {
+        let messages = nats.stream_messages(producer).await.expect("stream info");
+        assert!(
+            messages.is_some_and(|n| n > 0),
+            "{producer}'s stream holds its events: {messages:?}"
+        );
+    }
 
     let listed = std::process::Command::new("psql")
         .arg(format!("{server}/postgres"))
@@ -523,6 +560,9 @@ async fn on_postgres_every_service_gets_its_own_database_and_orders_flow() {
     .collect();
     assert_eq!(names.lines().collect::<Vec<_>>(), expected, "{names}");
     assert!(p.stop());
+    for producer in ["users", "restaurants", "orders", "payments", "delivery"] {
+        let _ = nats.delete_stream(producer).await;
+    }
 }
 
 /// Reads an order's event stream until it ends (or `limit`); the orders

@@ -134,6 +134,44 @@ pub struct ServiceConfig {
     /// The secret a service presents to the users service for a service
     /// token (`SERVICE_SECRET`). `feastfast up` generates one per run.
     pub service_secret: String,
+    /// How events travel (`NATS_URL`, `NATS_PREFIX`).
+    pub events: EventsConfig,
+}
+
+/// Which event transport a service uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsConfig {
+    /// The embedded feed: each producer serves its outbox at `GET /events`
+    /// (the default; nothing to run).
+    Feed,
+    /// NATS JetStream at `url`; subjects and stream names start with
+    /// `prefix` (tests use their own, so runs never collide).
+    Nats { url: String, prefix: String },
+}
+
+impl EventsConfig {
+    /// Reads `NATS_URL` (unset: the feed) and `NATS_PREFIX` (default
+    /// `feastfast`; lower-case letters, digits and `_`).
+    pub fn from_env(env: &mut Env) -> Self {
+        let Some(url) = env.raw("NATS_URL").map(str::to_owned) else {
+            return EventsConfig::Feed;
+        };
+        if !url.starts_with("nats://") {
+            env.invalid("NATS_URL", format!("{url:?} must start with nats://"));
+        }
+        let prefix = env.string("NATS_PREFIX", "feastfast");
+        if prefix.is_empty()
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            env.invalid(
+                "NATS_PREFIX",
+                format!("{prefix:?} may hold only a-z, 0-9 and _"),
+            );
+        }
+        EventsConfig::Nats { url, prefix }
+    }
 }
 
 /// The service secret when none is configured: fine on a laptop, refused
@@ -174,6 +212,7 @@ impl ServiceConfig {
             log_format: env.get("LOG_FORMAT", LogFormat::Json),
             users_url: env.url("USERS_URL", &default_url("users")),
             service_secret: env.string("SERVICE_SECRET", DEV_SERVICE_SECRET),
+            events: EventsConfig::from_env(env),
         }
     }
 }

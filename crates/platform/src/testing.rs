@@ -36,7 +36,46 @@ pub fn service_config(data_dir: &Path, name: &str, users_url: &str) -> ServiceCo
         log_format: LogFormat::Pretty,
         users_url: users_url.to_owned(),
         service_secret: TEST_SERVICE_SECRET.to_owned(),
+        events: test_events_config(data_dir),
     }
+}
+
+/// The environment variable that moves every service test's events to
+/// NATS JetStream: the server's URL, e.g. `nats://127.0.0.1:4222`.
+pub const TEST_NATS_ENV: &str = "FEASTFAST_TEST_NATS";
+
+/// The event transport of a test's services: the feed, or, with
+/// [`TEST_NATS_ENV`] set, NATS with a prefix of the test's own (`fftest_…`),
+/// so its streams never meet another test's.
+pub fn test_events_config(data_dir: &Path) -> crate::config::EventsConfig {
+    match std::env::var(TEST_NATS_ENV) {
+        Ok(url) if !url.is_empty() => crate::config::EventsConfig::Nats {
+            url,
+            prefix: format!("fftest_{}", test_key(data_dir)),
+        },
+        _ => crate::config::EventsConfig::Feed,
+    }
+}
+
+/// The outbox of a fake producer `service` in a test, on the transport the
+/// test's services use ([`test_events_config`] of the same `data_dir`).
+pub async fn test_outbox(data_dir: &Path, service: &str, db: crate::Db) -> crate::events::Outbox {
+    crate::events::transport::Transport::connect(&test_events_config(data_dir), service)
+        .await
+        .expect("connects to the test's event transport")
+        .outbox(db)
+}
+
+/// A short key unique to a test's data directory (stable across a restart
+/// within the test).
+fn test_key(data_dir: &Path) -> String {
+    let dir = data_dir.to_string_lossy();
+    let key: String = dir
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_lowercase() as char)
+        .collect();
+    key[key.len().saturating_sub(12)..].to_owned()
 }
 
 /// The environment variable that moves every service test to PostgreSQL:
@@ -51,13 +90,7 @@ pub fn test_database_url(data_dir: &Path, name: &str) -> String {
         Ok(server) if !server.is_empty() => {
             // The data directory is unique per test and stable across a
             // restart within the test, so it keys the database.
-            let dir = data_dir.to_string_lossy();
-            let key: String = dir
-                .bytes()
-                .filter(u8::is_ascii_alphanumeric)
-                .map(|b| b.to_ascii_lowercase() as char)
-                .collect();
-            let key = &key[key.len().saturating_sub(12)..];
+            let key = test_key(data_dir);
             format!("{}/fftest_{key}_{name}", server.trim_end_matches('/'))
         }
         _ => format!("sqlite://{}/{name}.db", data_dir.display()),

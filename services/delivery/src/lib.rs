@@ -41,6 +41,7 @@ use std::sync::Arc;
 use axum::Extension;
 use platform::auth::ServiceTokens;
 use platform::events::consumer::{Consumer, ConsumerConfig};
+use platform::events::transport::Transport;
 use platform::events::{Outbox, Relay};
 use platform::{Db, HttpClient, Server, Service, Verifier};
 use tokio::sync::Notify;
@@ -127,7 +128,9 @@ pub async fn build_with(
     tokens: ServiceTokens,
 ) -> anyhow::Result<Server> {
     let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
+    let transport = Transport::connect(&config.service.events, "delivery").await?;
     let mut state = AppState::new(db.clone());
+    state.outbox = transport.outbox(db.clone());
     let relay = state.outbox.start_relay();
     let dispatcher = dispatch::Dispatcher {
         db: db.clone(),
@@ -148,7 +151,7 @@ pub async fn build_with(
             dispatch: state.dispatch.clone(),
         },
     )
-    .start();
+    .start_on(&transport);
     state._background = Some(Arc::new(Background {
         relay: Some(relay),
         tasks: vec![dispatcher.abort_handle(), consumer.abort_handle()],

@@ -27,6 +27,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Exchanged with users for the gateway's service token (`SERVICE_SECRET`).
     pub service_secret: String,
+    /// Where the order and delivery events come from for live pages
+    /// (`NATS_URL`; unset: the producers' feeds).
+    pub events: platform::config::EventsConfig,
 }
 
 /// The services behind the gateway, in display order.
@@ -52,6 +55,7 @@ impl Config {
             env.invalid("UPSTREAM_TIMEOUT_MS", "must be between 100 and 60000");
         }
         let service_secret = env.string("SERVICE_SECRET", platform::config::DEV_SERVICE_SECRET);
+        let events = platform::config::EventsConfig::from_env(&mut env);
         env.finish()?;
         Ok(Self {
             http,
@@ -61,6 +65,7 @@ impl Config {
             upstream_timeout: Duration::from_millis(timeout_ms),
             connect_timeout: Duration::from_millis(300),
             service_secret,
+            events,
         })
     }
 }

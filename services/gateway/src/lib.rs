@@ -23,6 +23,7 @@ use std::sync::Arc;
 use axum::Extension;
 use platform::auth::ServiceTokens;
 use platform::client::ClientConfig;
+use platform::events::transport::Transport;
 use platform::{HttpClient, Server, Service, Verifier};
 
 pub use config::{Config, SERVICES, Upstream};
@@ -68,16 +69,24 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         tokens: tokens.clone(),
         hub: Arc::new(live::Hub::default()),
     };
-    // Follow the feeds that announce an order's moves; they end with the
+    // Follow the events that announce an order's moves; they end with the
     // process (the gateway holds nothing they could leave half-done).
+    let transport = Transport::connect(&state.config.events, "gateway").await?;
     for name in ["orders", "delivery"] {
-        if let Some(upstream) = state.upstream(name) {
-            let feed = platform::events::transport::HttpFeed::new(
-                state.client.clone(),
-                tokens.clone(),
-                &upstream.url,
-            );
-            live::follow(state.hub.clone(), feed);
+        match &transport {
+            Transport::Nats(nats) => {
+                live::follow_nats(state.hub.clone(), nats.clone(), name);
+            }
+            Transport::Feed => {
+                if let Some(upstream) = state.upstream(name) {
+                    let feed = platform::events::transport::HttpFeed::new(
+                        state.client.clone(),
+                        tokens.clone(),
+                        &upstream.url,
+                    );
+                    live::follow(state.hub.clone(), feed);
+                }
+            }
         }
     }
     let mut service = Service::new(

@@ -17,7 +17,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use platform::events::transport::{HttpFeed, Source};
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -85,6 +85,34 @@ pub(crate) fn follow(hub: Arc<Hub>, feed: HttpFeed) -> tokio::task::JoinHandle<(
                 }
                 Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
             }
+        }
+    })
+}
+
+/// Follows `producer`'s events on NATS as they are published (a plain
+/// subscription: nothing durable, like the feed from its head), waking the
+/// streams of each event's subject. Subscribes again after a failure.
+pub(crate) fn follow_nats(
+    hub: Arc<Hub>,
+    nats: platform::events::nats::Nats,
+    producer: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match nats.live(producer).await {
+                Ok(mut messages) => {
+                    while let Some(message) = messages.next().await {
+                        if let Ok(event) = serde_json::from_slice::<contracts::events::CloudEvent>(
+                            &message.payload,
+                        ) && let Some(subject) = &event.subject
+                        {
+                            hub.wake(subject);
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(producer, error = %e, "cannot follow NATS; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
 }

@@ -27,6 +27,7 @@ use axum::Extension;
 use platform::auth::ServiceTokens;
 use platform::events::Outbox;
 use platform::events::consumer::{Consumer, ConsumerConfig};
+use platform::events::transport::Transport;
 use platform::{Db, HttpClient, Server, Service, Verifier};
 use utoipa::OpenApi;
 
@@ -91,7 +92,8 @@ pub async fn build_with(
     tokens: ServiceTokens,
 ) -> anyhow::Result<Server> {
     let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
-    let outbox = Outbox::new(db.clone());
+    let transport = Transport::connect(&config.service.events, "orders").await?;
+    let outbox = transport.outbox(db.clone());
     let relay = outbox.start_relay();
     let client = HttpClient::default();
     let orchestrator = Arc::new(orchestrator::Orchestrator::new(
@@ -124,7 +126,7 @@ pub async fn build_with(
                 orchestrator: orchestrator.clone(),
             },
         )
-        .start();
+        .start_on(&transport);
         consumers.push(consumer);
         tasks.push(task.abort_handle());
     }

@@ -25,6 +25,7 @@ mod store;
 
 use axum::Extension;
 use platform::events::Outbox;
+use platform::events::transport::Transport;
 use platform::{Db, HttpClient, Server, Service, Verifier};
 
 pub use config::Config;
@@ -75,7 +76,9 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 /// without running the users service.
 pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::Result<Server> {
     let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
-    let state = AppState::new(db.clone());
+    let transport = Transport::connect(&config.service.events, "payments").await?;
+    let mut state = AppState::new(db.clone());
+    state.outbox = transport.outbox(db.clone());
     let outbox = state.outbox().clone();
     let service = Service::new(
         "payments",

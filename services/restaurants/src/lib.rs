@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use platform::events::Outbox;
+use platform::events::transport::Transport;
 use platform::{Db, HttpClient, Server, Service, Verifier};
 use utoipa::OpenApi;
 
@@ -70,7 +71,9 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 /// without running the users service.
 pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::Result<Server> {
     let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
-    let state = AppState::new(db.clone(), config.accept_window);
+    let transport = Transport::connect(&config.service.events, "restaurants").await?;
+    let mut state = AppState::new(db.clone(), config.accept_window);
+    state.outbox = transport.outbox(db.clone());
     // The relay runs for the life of the process.
     let _relay = state.outbox.start_relay();
     let mut openapi = routes::openapi();

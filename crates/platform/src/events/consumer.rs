@@ -15,7 +15,7 @@ use contracts::events::CloudEvent;
 use sqlx::AnyConnection;
 
 use super::BoxFuture;
-use super::transport::{HttpFeed, Source};
+use super::transport::{HttpFeed, Source, Transport};
 use crate::auth::ServiceTokens;
 use crate::client::HttpClient;
 use crate::db::Db;
@@ -91,7 +91,7 @@ impl Outcome {
 pub struct Consumer<H, S = HttpFeed> {
     db: Db,
     source: S,
-    config: ConsumerConfig,
+    pub(super) config: ConsumerConfig,
     handler: H,
 }
 
@@ -123,6 +123,24 @@ impl<H: Handler, S: Source> Consumer<H, S> {
     /// Consumes forever (until the task is aborted).
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move { self.run().await })
+    }
+
+    /// Consumes forever on a task over `transport` (the feed this consumer
+    /// was built with, or NATS JetStream), and hands back the consumer
+    /// itself (for the dead-letter operations) and the task.
+    pub fn start_on(
+        self,
+        transport: &Transport,
+    ) -> (std::sync::Arc<Self>, tokio::task::JoinHandle<()>) {
+        match transport {
+            Transport::Feed => self.start(),
+            Transport::Nats(nats) => {
+                let this = std::sync::Arc::new(self);
+                let (running, nats) = (this.clone(), nats.clone());
+                let task = tokio::spawn(async move { running.run_jetstream(&nats).await });
+                (this, task)
+            }
+        }
     }
 
     /// Consumes forever on a task, and hands back the consumer itself (for
@@ -258,7 +276,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         }
     }
 
-    fn count(&self, event: &CloudEvent, outcome: Outcome) {
+    pub(super) fn count(&self, event: &CloudEvent, outcome: Outcome) {
         metrics::counter!("events_consumed_total", "source" => self.config.source.clone(),
             "type" => event.kind.clone(), "outcome" => outcome.label())
         .increment(1);
@@ -284,7 +302,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         Ok(outcome)
     }
 
-    async fn dead_letter(
+    pub(super) async fn dead_letter(
         &self,
         position: i64,
         event: &CloudEvent,

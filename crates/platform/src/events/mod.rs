@@ -19,6 +19,7 @@
 pub mod consumer;
 pub mod dead_letters;
 pub mod feed;
+pub mod nats;
 mod relay;
 pub mod transport;
 

@@ -588,3 +588,194 @@ async fn a_parked_event_is_listed_and_a_redrive_after_the_fix_applies_it_once() 
     assert_eq!(eaten(&diner).await, ["cake", "poison", "soup"]);
     assert_eq!(consumer.cursor().await.expect("cursor"), 3);
 }
+
+// --- NATS JetStream -------------------------------------------------------
+
+/// The NATS server for the JetStream tests ([`crate::testing::TEST_NATS_ENV`]),
+/// with a prefix of the test's own; `None` (with the reason printed) when
+/// none is configured (CI's production pass always configures one).
+async fn nats_for(service: &str, prefix: &str) -> Option<super::nats::Nats> {
+    let url = match std::env::var(crate::testing::TEST_NATS_ENV) {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            eprintln!(
+                "skipped: set {}=nats://127.0.0.1:4222 to run the JetStream tests",
+                crate::testing::TEST_NATS_ENV
+            );
+            return None;
+        }
+    };
+    Some(
+        super::nats::Nats::connect(&url, prefix, service)
+            .await
+            .expect("connects to NATS"),
+    )
+}
+
+fn unique_prefix() -> String {
+    format!("fftest_{}", uuid::Uuid::now_v7().simple())
+}
+
+async fn until(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn on_nats_events_are_published_once_and_poison_is_parked_then_redriven_once() {
+    let prefix = unique_prefix();
+    let Some(kitchen) = nats_for("kitchen", &prefix).await else {
+        return;
+    };
+    let diner_nats = nats_for("diner", &prefix).await.expect("connects");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let producer = database(&dir, "kitchen").await;
+    let publisher = kitchen.publisher();
+    let outbox = Outbox::with_publisher(producer.clone(), Arc::new(publisher.clone()));
+    for dish in ["soup", "poison", "cake"] {
+        cook(&producer, &outbox, dish).await;
+    }
+    outbox.relay_once().await.expect("relays");
+    assert_eq!(outbox.publish_once().await.expect("publishes"), 3);
+
+    // A relay that crashed before marking its batch publishes it again: the
+    // stream keeps one copy of each event (Nats-Msg-Id).
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT position, event FROM outbox ORDER BY position")
+            .fetch_all(&producer)
+            .await
+            .expect("reads");
+    let entries: Vec<contracts::events::FeedEntry> = rows
+        .iter()
+        .map(|(position, json)| contracts::events::FeedEntry {
+            position: *position,
+            event: serde_json::from_str(json).expect("event"),
+        })
+        .collect();
+    super::transport::Publisher::publish(&publisher, &entries)
+        .await
+        .expect("publishes again");
+    let mut stream = kitchen.ensure_stream("kitchen").await.expect("stream");
+    assert_eq!(stream.info().await.expect("info").state.messages, 3);
+    assert_eq!(
+        stream.cached_info().config.subjects,
+        [format!("{prefix}.kitchen.>")]
+    );
+
+    let diner = database(&dir, "diner").await;
+    let poison_ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut config = fast_config("http://unused.invalid");
+    config.wait = Duration::from_millis(200);
+    config.max_backoff = Duration::from_millis(20);
+    let (consumer, task) = Consumer::new(
+        diner.clone(),
+        HttpClient::default(),
+        tokens(),
+        config,
+        Picky {
+            poison_ok: poison_ok.clone(),
+        },
+    )
+    .start_on(&super::transport::Transport::Nats(diner_nats.clone()));
+    let parked = until(Duration::from_secs(20), async || {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
+            .fetch_one(&diner)
+            .await
+            .expect("reads");
+        n == 1
+    })
+    .await;
+    assert!(parked, "the poison event is parked after its attempts");
+    // The rest kept flowing past it.
+    assert!(
+        until(Duration::from_secs(10), async || eaten(&diner).await
+            == ["cake", "soup"])
+        .await
+    );
+    let (attempts, position): (i64, i64) =
+        sqlx::query_as("SELECT attempts, position FROM dead_letters")
+            .fetch_one(&diner)
+            .await
+            .expect("reads");
+    assert_eq!(attempts, 3, "parked after the configured attempts");
+    assert_eq!(position, 2, "the stream sequence of the poison event");
+    // Acked once parked: nothing is left for the durable consumer.
+    assert!(
+        until(Duration::from_secs(10), async || diner_nats
+            .durable("kitchen")
+            .await
+            .expect("durable")
+            .pending()
+            .await
+            .expect("info")
+            == 0)
+        .await
+    );
+
+    // After the fix a redrive applies it exactly once.
+    poison_ok.store(true, Ordering::SeqCst);
+    assert_eq!(consumer.redrive().await.expect("redrives").applied.len(), 1);
+    assert_eq!(
+        consumer.redrive().await.expect("redrives"),
+        super::dead_letters::Redriven::default()
+    );
+    assert_eq!(eaten(&diner).await, ["cake", "poison", "soup"]);
+    task.abort();
+    let _ = kitchen.delete_stream("kitchen").await;
+}
+
+#[tokio::test]
+async fn on_nats_replicas_share_one_durable_consumer_and_apply_each_event_once() {
+    let prefix = unique_prefix();
+    let Some(kitchen) = nats_for("kitchen", &prefix).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let producer = database(&dir, "kitchen").await;
+    let outbox = Outbox::with_publisher(producer.clone(), Arc::new(kitchen.publisher()));
+    let diner = database(&dir, "diner").await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let nats = nats_for("diner", &prefix).await.expect("connects");
+        let mut config = fast_config("http://unused.invalid");
+        config.wait = Duration::from_millis(200);
+        config.batch = 5;
+        let (_, task) = Consumer::new(
+            diner.clone(),
+            HttpClient::default(),
+            tokens(),
+            config,
+            Eater {
+                calls: calls.clone(),
+            },
+        )
+        .start_on(&super::transport::Transport::Nats(nats));
+        tasks.push(task);
+    }
+    let relay = outbox.start_relay();
+    for i in 0..60 {
+        cook(&producer, &outbox, &format!("dish{i:02}")).await;
+    }
+    let all = until(Duration::from_secs(30), async || {
+        eaten(&diner).await.len() >= 60
+    })
+    .await;
+    assert!(all, "every event applied: {}", eaten(&diner).await.len());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dishes = eaten(&diner).await;
+    assert_eq!(dishes.len(), 60, "no event applied twice");
+    let expected: Vec<String> = (0..60).map(|i| format!("dish{i:02}")).collect();
+    assert_eq!(dishes, expected);
+    for task in tasks {
+        task.abort();
+    }
+    relay.stop();
+    let _ = kitchen.delete_stream("kitchen").await;
+}

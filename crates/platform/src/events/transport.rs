@@ -6,15 +6,60 @@
 //! the `feed` transport the outbox already *is* the published log, so
 //! [`FeedPublisher`] has nothing to hand over); a [`Source`] gives a
 //! consumer the events after its cursor ([`HttpFeed`] long-polls the
-//! producer's `GET /events`). A NATS JetStream transport implements both.
+//! producer's `GET /events`). The NATS JetStream transport ([`super::nats`])
+//! publishes to a stream and consumes through durable consumers instead.
+//! [`Transport`] is what a service holds: which of the two it runs on.
 
 use std::time::Duration;
 
 use contracts::events::{FeedEntry, FeedPage};
 
 use super::BoxFuture;
+use super::nats::Nats;
+use super::relay::Outbox;
 use crate::auth::ServiceTokens;
 use crate::client::HttpClient;
+use crate::config::EventsConfig;
+use crate::db::Db;
+
+/// The transport a service's events travel on, chosen by its settings.
+#[derive(Clone)]
+pub enum Transport {
+    /// The embedded feed: the outbox is served at `GET /events`.
+    Feed,
+    /// NATS JetStream.
+    Nats(Nats),
+}
+
+impl Transport {
+    /// The transport `config` names, connected, for `service`.
+    pub async fn connect(config: &EventsConfig, service: &str) -> anyhow::Result<Self> {
+        Ok(match config {
+            EventsConfig::Feed => Transport::Feed,
+            EventsConfig::Nats { url, prefix } => {
+                Transport::Nats(Nats::connect(url, prefix, service).await?)
+            }
+        })
+    }
+
+    /// This service's outbox, published on this transport.
+    pub fn outbox(&self, db: Db) -> Outbox {
+        match self {
+            Transport::Feed => Outbox::new(db),
+            Transport::Nats(nats) => {
+                Outbox::with_publisher(db, std::sync::Arc::new(nats.publisher()))
+            }
+        }
+    }
+
+    /// The transport's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Feed => "feed",
+            Transport::Nats(_) => "nats",
+        }
+    }
+}
 
 /// Where the relay hands positioned events.
 pub trait Publisher: Send + Sync + 'static {

@@ -63,7 +63,7 @@ impl FakeOrders {
         let db = platform::db::connect(&url, &[platform::events::MIGRATION])
             .await
             .expect("connects");
-        let outbox = Outbox::new(db.clone());
+        let outbox = platform::testing::test_outbox(dir.path(), "orders", db.clone()).await;
         let relay = outbox.start_relay();
         // A free port, released at once: nothing listens there until
         // `serve` binds it again.

@@ -122,6 +122,8 @@ pub(crate) fn gateway_config(
         upstream_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_millis(300),
         service_secret: platform::testing::TEST_SERVICE_SECRET.to_owned(),
+        // No orders or delivery behind this gateway: no events to follow.
+        events: platform::config::EventsConfig::Feed,
     }
 }
 

@@ -51,7 +51,7 @@ impl FakeDelivery {
         )
         .await
         .expect("connects");
-        let outbox = Outbox::new(db.clone());
+        let outbox = platform::testing::test_outbox(dir, "delivery", db.clone()).await;
         let _relay = outbox.start_relay();
         let picked_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = picked_up.clone();
@@ -341,6 +341,33 @@ impl TestWorld {
         let r = self.api.get(&format!("/orders/{id}"), Some(customer)).await;
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.expect("json")
+    }
+
+    /// The owner's `action` (accept or reject) on order `id`'s ticket. The
+    /// saga enters AWAITING_RESTAURANT before its CreateTicket call lands, so
+    /// a 404 (no ticket yet) is retried for a while.
+    pub(crate) async fn decide_ticket(
+        &self,
+        owner: &str,
+        restaurant: &str,
+        id: &str,
+        action: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = Api::new(&self.restaurants.url)
+                .post(
+                    &format!("/restaurants/{restaurant}/tickets/{id}/{action}"),
+                    Some(owner),
+                    body.clone(),
+                )
+                .await;
+            if r.status() != StatusCode::NOT_FOUND || Instant::now() >= deadline {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until order `id` has `status` (or fails after `limit`).

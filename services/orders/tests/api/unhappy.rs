@@ -152,10 +152,12 @@ async fn a_restaurant_that_says_no_rejects_the_order_and_voids_the_payment() {
         Duration::from_secs(10),
     )
     .await;
-    let r = Api::new(&w.restaurants.url)
-        .post(
-            &format!("/restaurants/{restaurant}/tickets/{id}/reject"),
-            Some(&owner),
+    let r = w
+        .decide_ticket(
+            &owner,
+            &restaurant,
+            &id,
+            "reject",
             json!({"reason": "oven broken"}),
         )
         .await;
@@ -192,12 +194,8 @@ async fn an_owner_accepting_confirms_the_order() {
         Duration::from_secs(10),
     )
     .await;
-    let r = Api::new(&w.restaurants.url)
-        .post(
-            &format!("/restaurants/{restaurant}/tickets/{id}/accept"),
-            Some(&owner),
-            json!({}),
-        )
+    let r = w
+        .decide_ticket(&owner, &restaurant, &id, "accept", json!({}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     w.wait_for(&customer, &id, "CONFIRMED", Duration::from_secs(10))
