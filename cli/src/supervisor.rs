@@ -34,7 +34,10 @@ pub(crate) enum StopMode {
 /// Everything needed to start one service.
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceSpec {
-    pub(crate) name: &'static str,
+    /// What it runs (`feastfast serve <service>`).
+    pub(crate) service: &'static str,
+    /// The instance's name: the service's, or `orders-2` for a replica.
+    pub(crate) name: String,
     pub(crate) port: u16,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) log_file: PathBuf,
@@ -50,7 +53,7 @@ enum Cmd {
 #[derive(Clone)]
 pub(crate) struct Supervisor {
     /// In start order (the gateway first).
-    services: Vec<(&'static str, u16, mpsc::Sender<Cmd>)>,
+    services: Vec<(String, u16, mpsc::Sender<Cmd>)>,
 }
 
 const GRACE: Duration = Duration::from_secs(10);
@@ -66,7 +69,7 @@ impl Supervisor {
             .into_iter()
             .map(|spec| {
                 let (tx, rx) = mpsc::channel(8);
-                let name = spec.name;
+                let name = spec.name.clone();
                 let port = spec.port;
                 tokio::spawn(supervise(exe.clone(), spec, rx));
                 (name, port, tx)
@@ -75,8 +78,10 @@ impl Supervisor {
         Supervisor { services }
     }
 
-    pub(crate) fn names(&self) -> impl Iterator<Item = (&'static str, u16)> + '_ {
-        self.services.iter().map(|(name, port, _)| (*name, *port))
+    pub(crate) fn names(&self) -> impl Iterator<Item = (&str, u16)> + '_ {
+        self.services
+            .iter()
+            .map(|(name, port, _)| (name.as_str(), *port))
     }
 
     pub(crate) fn port(&self, name: &str) -> Option<u16> {
@@ -112,8 +117,8 @@ impl Supervisor {
         self.stop("gateway", StopMode::Graceful).await;
         let mut stopping = tokio::task::JoinSet::new();
         for (name, _) in self.names().filter(|(n, _)| *n != "gateway") {
-            let supervisor = self.clone();
-            stopping.spawn(async move { supervisor.stop(name, StopMode::Graceful).await });
+            let (supervisor, name) = (self.clone(), name.to_owned());
+            stopping.spawn(async move { supervisor.stop(&name, StopMode::Graceful).await });
         }
         stopping.join_all().await;
     }
@@ -137,7 +142,7 @@ struct Supervised {
 impl Supervised {
     fn status(&self) -> ProcessStatus {
         ProcessStatus {
-            name: self.spec.name.to_owned(),
+            name: self.spec.name.clone(),
             status: match (&self.child, self.wanted) {
                 (Some(_), _) => ProcessState::Running,
                 (None, true) => ProcessState::Restarting,
@@ -279,7 +284,7 @@ fn spawn_child(exe: &PathBuf, spec: &ServiceSpec) -> anyhow::Result<Child> {
     let log_err = log.try_clone()?;
     Command::new(exe)
         .arg("serve")
-        .arg(spec.name)
+        .arg(spec.service)
         .envs(spec.env.iter().cloned())
         .env(platform::server::SUPERVISED_ENV, "1")
         .envs(
@@ -294,5 +299,5 @@ fn spawn_child(exe: &PathBuf, spec: &ServiceSpec) -> anyhow::Result<Child> {
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("cannot run {} serve {}", exe.display(), spec.name))
+        .with_context(|| format!("cannot run {} serve {}", exe.display(), spec.service))
 }

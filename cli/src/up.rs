@@ -44,6 +44,13 @@ pub(crate) struct UpArgs {
     /// With --nats: the prefix of the subjects and streams.
     #[arg(long, default_value = "feastfast", requires = "nats")]
     nats_prefix: String,
+    /// Run several processes of a service, e.g. `orders=2,delivery=2,payments=2`
+    /// (needs --postgres: replicas share their service's database). Replica
+    /// k of a service listens k×10 ports above the first (orders-2 on 8093);
+    /// callers take the replicas in turn, skipping one that fails its
+    /// health check.
+    #[arg(long, value_parser = parse_replicas, requires = "postgres")]
+    replicas: Option<Replicas>,
     /// Do not run the simulated kitchens and couriers.
     #[arg(long)]
     no_sim: bool,
@@ -64,6 +71,40 @@ fn parse_speed(s: &str) -> Result<f64, String> {
     }
 }
 
+/// How many processes each service runs (1 unless `--replicas` says more).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Replicas(Vec<(&'static str, usize)>);
+
+impl Replicas {
+    fn of(&self, service: &str) -> usize {
+        self.0
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map_or(1, |(_, n)| *n)
+    }
+}
+
+fn parse_replicas(s: &str) -> Result<Replicas, String> {
+    let mut replicas = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, count) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not <service>=<count>"))?;
+        let service = SERVICES
+            .iter()
+            .find(|s| **s == name.trim())
+            .ok_or_else(|| format!("{name:?} is not one of {}", SERVICES.join(", ")))?;
+        let count: usize = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=8).contains(n))
+            .ok_or_else(|| format!("{part:?}: the count must be 1 to 8"))?;
+        replicas.push((*service, count));
+    }
+    Ok(Replicas(replicas))
+}
+
 /// The services after the gateway, in port order.
 const SERVICES: &[&str] = gateway::SERVICES;
 
@@ -73,13 +114,25 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let logs = data_dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
 
-    let ports: Vec<(&'static str, u16)> = std::iter::once(("gateway", args.port))
-        .chain(
-            SERVICES
-                .iter()
-                .zip(1u16..)
-                .map(|(name, i)| (*name, args.port.saturating_add(i))),
-        )
+    // Every process: (service, instance name, port). Replica k (from 0) of
+    // the i-th service listens on port + 10k + i.
+    let replicas = args.replicas.clone().unwrap_or_default();
+    let instances: Vec<(&'static str, String, u16)> =
+        std::iter::once(("gateway", "gateway".to_owned(), args.port))
+            .chain(SERVICES.iter().zip(1u16..).flat_map(|(service, i)| {
+                (0..replicas.of(service)).map(move |k| {
+                    let offset = i + 10 * u16::try_from(k).unwrap_or(0);
+                    (
+                        *service,
+                        gateway::replica_name(service, k),
+                        args.port.saturating_add(offset),
+                    )
+                })
+            }))
+            .collect();
+    let ports: Vec<(&str, u16)> = instances
+        .iter()
+        .map(|(_, name, port)| (name.as_str(), *port))
         .collect();
     for (name, port) in &ports {
         StdListener::bind(("127.0.0.1", *port)).with_context(|| {
@@ -88,12 +141,14 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             )
         })?;
     }
-    let url_of = |name: &str| {
-        let port = ports
+    // A service's URLs: its replicas', comma-separated.
+    let url_of = |service: &str| {
+        instances
             .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(0, |(_, p)| *p);
-        format!("http://127.0.0.1:{port}")
+            .filter(|(s, _, _)| *s == service)
+            .map(|(_, _, port)| format!("http://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
     };
 
     // One secret per run: services exchange it with users for service tokens.
@@ -107,9 +162,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let control_listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let control_url = format!("http://{}", control_listener.local_addr()?);
 
-    let specs = ports
+    let specs = instances
         .iter()
-        .map(|&(name, port)| {
+        .map(|(service, name, port)| {
+            let (service, port) = (*service, *port);
             let mut env = vec![
                 ("HOST".to_owned(), "127.0.0.1".to_owned()),
                 ("PORT".to_owned(), port.to_string()),
@@ -117,7 +173,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
                 ("SERVICE_SECRET".to_owned(), service_secret.clone()),
                 (
                     "DATABASE_URL".to_owned(),
-                    database_url(&args, &data_dir, name),
+                    database_url(&args, &data_dir, service),
                 ),
             ];
             for upstream in SERVICES {
@@ -127,16 +183,17 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
                 env.push(("NATS_URL".to_owned(), nats.clone()));
                 env.push(("NATS_PREFIX".to_owned(), args.nats_prefix.clone()));
             }
-            if name == "gateway" {
+            if service == "gateway" {
                 env.push(("FEASTFAST_CONTROL_URL".to_owned(), control_url.clone()));
             }
-            if name == "delivery" && !args.no_sim {
+            if service == "delivery" && !args.no_sim {
                 // ETAs in the simulated time the couriers ride in.
                 let kmh = (25.0 * args.sim_speed).clamp(1.0, 200.0);
                 env.push(("COURIER_SPEED_KMH".to_owned(), format!("{kmh:.0}")));
             }
             ServiceSpec {
-                name,
+                service,
+                name: name.clone(),
                 port,
                 env,
                 log_file: logs.join(format!("{name}.log")),
@@ -164,7 +221,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         logs.display()
     );
     let mut waiting = tokio::task::JoinSet::new();
-    for (name, port) in ports.clone() {
+    for (name, port) in ports.iter().map(|(n, p)| ((*n).to_owned(), *p)) {
         waiting.spawn(async move {
             (
                 name,
@@ -172,7 +229,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             )
         });
     }
-    let not_ready: Vec<&str> = waiting
+    let not_ready: Vec<String> = waiting
         .join_all()
         .await
         .into_iter()

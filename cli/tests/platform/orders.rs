@@ -10,7 +10,7 @@ use crate::harness::{Platform, SERVICE_SECRET, free_base_port};
 
 const BERLIN_HOME: (f64, f64) = (52.5219, 13.4132);
 
-fn body(restaurant: &str, item: &str, quantity: i64, method: &str) -> Value {
+pub(crate) fn body(restaurant: &str, item: &str, quantity: i64, method: &str) -> Value {
     json!({
         "restaurant_id": restaurant,
         "items": [{"menu_item_id": item, "quantity": quantity}],
@@ -67,7 +67,7 @@ async fn ops(p: &Platform, path: &str) -> Value {
 }
 
 /// A restaurant of a fresh owner with one stocked dish: (owner, restaurant, dish).
-async fn restaurant(p: &Platform, email: &str, stock: i64) -> (String, String, String) {
+pub(crate) async fn restaurant(p: &Platform, email: &str, stock: i64) -> (String, String, String) {
     let owner = p.register(email, "restaurant_owner").await;
     let r: Value = p
         .api

@@ -87,6 +87,24 @@ impl Env {
         value.trim_end_matches('/').to_owned()
     }
 
+    /// `name` as one or more comma-separated base URLs (a service's
+    /// replicas), each checked like [`Env::url`].
+    pub fn urls(&mut self, name: &str, default: &str) -> crate::client::Endpoints {
+        let value = self.string(name, default);
+        let endpoints = crate::client::Endpoints::parse(&value);
+        if endpoints.all().is_empty() {
+            self.errors.push(format!("{name}={value:?}: no URL"));
+        }
+        for url in endpoints.all() {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.errors.push(format!(
+                    "{name}={value:?}: {url:?} must start with http:// or https://"
+                ));
+            }
+        }
+        endpoints
+    }
+
     /// Records a problem found by the caller's own checks.
     pub fn invalid(&mut self, name: &str, message: impl Display) {
         self.errors.push(format!("{name}: {message}"));

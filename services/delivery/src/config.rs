@@ -9,7 +9,7 @@ pub struct Config {
     pub service: ServiceConfig,
     /// The orders service, whose event feed says which orders need a
     /// courier (`ORDERS_URL`, default its local URL).
-    pub orders_url: String,
+    pub orders_url: platform::client::Endpoints,
     /// How often the dispatcher looks for pending deliveries even when
     /// nothing woke it (`DISPATCH_INTERVAL_MS`, default 500).
     pub dispatch_interval: Duration,
@@ -23,7 +23,7 @@ const DEFAULT_SPEED_KMH: f64 = 25.0;
 impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let service = ServiceConfig::from_env(&mut env, "delivery");
-        let orders_url = env.url("ORDERS_URL", &platform::config::default_url("orders"));
+        let orders_url = env.urls("ORDERS_URL", &platform::config::default_url("orders"));
         let interval: u64 = env.get("DISPATCH_INTERVAL_MS", DEFAULT_INTERVAL_MS);
         if !(10..=60_000).contains(&interval) {
             env.invalid(
@@ -50,7 +50,7 @@ impl Config {
     pub fn new(service: ServiceConfig, orders_url: impl Into<String>) -> Self {
         Self {
             service,
-            orders_url: orders_url.into(),
+            orders_url: platform::client::Endpoints::parse(&orders_url.into()),
             dispatch_interval: Duration::from_millis(DEFAULT_INTERVAL_MS),
             courier_speed_kmh: DEFAULT_SPEED_KMH,
         }
@@ -68,7 +68,7 @@ mod tests {
     #[test]
     fn defaults_make_a_local_run_work() {
         let c = Config::from_env(env(&[])).expect("valid");
-        assert_eq!(c.orders_url, "http://127.0.0.1:8083");
+        assert_eq!(c.orders_url.all(), ["http://127.0.0.1:8083"]);
         assert_eq!(c.service.http.port, 8085);
         assert_eq!(c.dispatch_interval, Duration::from_millis(500));
         assert_eq!(c.courier_speed_kmh, 25.0);

@@ -146,7 +146,7 @@ pub async fn build_with(
         db.clone(),
         HttpClient::default(),
         tokens,
-        ConsumerConfig::new("orders", &config.orders_url),
+        ConsumerConfig::new("orders", &config.orders_url.to_string()),
         events::OrdersHandler {
             dispatch: state.dispatch.clone(),
         },

@@ -64,10 +64,11 @@ async fn delivery_of(state: &AppState, order_id: &str) -> Result<Value, String> 
     let token = state.tokens.token().await.map_err(|e| e.to_string())?;
     let answer = state
         .client
-        .get(&format!(
-            "{}/internal/deliveries/by-order/{order_id}",
-            delivery.url
-        ))
+        .get(
+            &delivery
+                .endpoints
+                .url(&format!("/internal/deliveries/by-order/{order_id}")),
+        )
         .bearer_auth(token)
         .timeout(DELIVERY_BUDGET)
         .send()

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use platform::client::Endpoints;
 use platform::config::default_url;
 use platform::telemetry::LogFormat;
 use platform::{ConfigError, Env, HttpConfig};
@@ -10,8 +11,38 @@ use platform::{ConfigError, Env, HttpConfig};
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub name: &'static str,
-    /// Base URL without a trailing slash.
-    pub url: String,
+    /// Its replicas' base URLs, taken in turn.
+    pub endpoints: Endpoints,
+}
+
+impl Upstream {
+    /// Service `name` at `urls` (one base URL, or replicas' comma-separated).
+    pub fn new(name: &'static str, urls: &str) -> Self {
+        Self {
+            name,
+            endpoints: Endpoints::parse(urls),
+        }
+    }
+
+    /// Each replica with its instance name ([`replica_name`]).
+    pub fn replicas(&self) -> impl Iterator<Item = (String, &str)> {
+        self.endpoints
+            .all()
+            .iter()
+            .enumerate()
+            .map(|(i, url)| (replica_name(self.name, i), url.as_str()))
+    }
+}
+
+/// The instance name of replica `index` (from 0) of `service`: the first is
+/// the service's own name, the next `orders-2`, `orders-3`, … (as
+/// `feastfast up --replicas` names the processes).
+pub fn replica_name(service: &str, index: usize) -> String {
+    if index == 0 {
+        service.to_owned()
+    } else {
+        format!("{service}-{}", index + 1)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -43,7 +74,7 @@ impl Config {
             .iter()
             .map(|&name| Upstream {
                 name,
-                url: env.url(&format!("{}_URL", name.to_uppercase()), &default_url(name)),
+                endpoints: env.urls(&format!("{}_URL", name.to_uppercase()), &default_url(name)),
             })
             .collect();
         let control_url = env

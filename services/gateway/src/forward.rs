@@ -54,26 +54,45 @@ async fn try_forward(
     let path = path_and_query
         .strip_prefix(PREFIX)
         .unwrap_or(path_and_query);
-    let url = format!("{}{path}", upstream.url);
-
     let body = axum::body::to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|_| ApiError::payload_too_large("the request body is larger than 64 KiB"))?;
 
-    let mut request = state.client.request(parts.method.clone(), &url);
-    for name in REQUEST_HEADERS {
-        if let Some(value) = parts.headers.get(name) {
-            request = request.header(name, value);
+    let build = |base: &str| {
+        let mut request = state
+            .client
+            .request(parts.method.clone(), &format!("{base}{path}"));
+        for name in REQUEST_HEADERS {
+            if let Some(value) = parts.headers.get(name) {
+                request = request.header(name, value);
+            }
         }
-    }
-    if let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) {
-        request = request.header(IDEMPOTENCY_KEY, value);
-    }
-    if !body.is_empty() {
-        request = request.body(body);
-    }
+        if let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) {
+            request = request.header(IDEMPOTENCY_KEY, value);
+        }
+        if !body.is_empty() {
+            request = request.body(body.clone());
+        }
+        request
+    };
 
-    let upstream_response = request.send().await.map_err(|e| unavailable(service, &e))?;
+    // A replica that refuses the connection never saw the request, so any
+    // request may go to the next one; it leaves the rotation until its
+    // health check passes again.
+    let endpoints = &upstream.endpoints;
+    let mut base = endpoints.pick();
+    let mut tries = endpoints.all().len();
+    let upstream_response = loop {
+        match build(base).send().await {
+            Ok(response) => break response,
+            Err(e) if e.is_connect() && tries > 1 => {
+                endpoints.mark_down(base);
+                base = endpoints.pick();
+                tries -= 1;
+            }
+            Err(e) => return Err(unavailable(service, &e)),
+        }
+    };
     let status = upstream_response.status();
     let mut response = Response::builder().status(status);
     for name in RESPONSE_HEADERS {

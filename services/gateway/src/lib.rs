@@ -26,7 +26,7 @@ use platform::client::ClientConfig;
 use platform::events::transport::Transport;
 use platform::{HttpClient, Server, Service, Verifier};
 
-pub use config::{Config, SERVICES, Upstream};
+pub use config::{Config, SERVICES, Upstream, replica_name};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -56,11 +56,18 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .upstreams
         .iter()
         .find(|u| u.name == "users")
-        .map(|u| u.url.clone())
+        .map(|u| u.endpoints.first().to_owned())
         .ok_or_else(|| anyhow::anyhow!("the gateway needs a users upstream"))?;
     let verifier = Verifier::remote(client.clone(), format!("{users}/.well-known/jwks.json"));
     let tokens =
         ServiceTokens::from_users(client.clone(), &users, "gateway", &config.service_secret);
+    // Replicas failing their health check leave the rotation (a task per
+    // replicated upstream, for the life of the process).
+    for upstream in &config.upstreams {
+        upstream
+            .endpoints
+            .watch(client.clone(), platform::client::HEALTH_CHECK_EVERY);
+    }
     let http = config.http.clone();
     let state = AppState {
         config: Arc::new(config),
@@ -82,7 +89,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
                     let feed = platform::events::transport::HttpFeed::new(
                         state.client.clone(),
                         tokens.clone(),
-                        &upstream.url,
+                        &upstream.endpoints.to_string(),
                     );
                     live::follow(state.hub.clone(), feed);
                 }

@@ -13,7 +13,6 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::AppState;
-use crate::config::Upstream;
 use crate::forward::unavailable;
 use crate::routes::{PREFIX, ROUTES};
 use platform::{ApiError, ApiResult, Json, Path, Query};
@@ -57,7 +56,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 #[utoipa::path(get, path = "/api/v1/ops/services",
     responses((status = 200, body = Vec<ServiceStatus>)))]
 async fn services(State(state): State<AppState>) -> Json<Vec<ServiceStatus>> {
-    let probes = state.config.upstreams.iter().map(|u| probe(&state, u));
+    let probes = state.config.upstreams.iter().flat_map(|u| {
+        u.replicas()
+            .map(|(name, url)| probe(&state, name, url.to_owned()))
+            .collect::<Vec<_>>()
+    });
     let mut all = vec![ServiceStatus {
         name: "gateway".to_owned(),
         url: format!(
@@ -80,13 +83,13 @@ async fn services(State(state): State<AppState>) -> Json<Vec<ServiceStatus>> {
     Json(all)
 }
 
+/// Probes one replica (`name` is its instance name, e.g. `orders-2`).
 fn probe(
     state: &AppState,
-    upstream: &Upstream,
+    name: String,
+    url: String,
 ) -> impl Future<Output = ServiceStatus> + Send + 'static {
     let client = state.client.clone();
-    let name = upstream.name.to_owned();
-    let url = upstream.url.clone();
     async move {
         let start = Instant::now();
         let answer = client
@@ -169,7 +172,12 @@ async fn control(state: &AppState, name: &str, action: &str) -> ApiResult<Json<P
             "the gateway serves this API and cannot stop itself; stop `feastfast up` instead",
         ));
     }
-    if state.upstream(name).is_none() {
+    let known = state
+        .config
+        .upstreams
+        .iter()
+        .any(|u| u.replicas().any(|(replica, _)| replica == name));
+    if !known {
         return Err(ApiError::not_found(format!(
             "there is no service named {name:?}"
         )));
@@ -207,7 +215,7 @@ async fn public_openapi(State(state): State<AppState>) -> Json<Value> {
     for upstream in &state.config.upstreams {
         let doc: Option<Value> = match state
             .client
-            .get(&format!("{}/openapi.json", upstream.url))
+            .get(&upstream.endpoints.url("/openapi.json"))
             .timeout(PROBE_TIMEOUT)
             .send()
             .await

@@ -3,15 +3,17 @@
 
 use std::time::Duration;
 
+use platform::client::Endpoints;
 use platform::config::default_url;
 use platform::{ConfigError, Env, ServiceConfig};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub service: ServiceConfig,
-    pub restaurants_url: String,
-    pub payments_url: String,
-    pub delivery_url: String,
+    /// Each participant's replicas (one URL or several, comma-separated).
+    pub restaurants_url: Endpoints,
+    pub payments_url: Endpoints,
+    pub delivery_url: Endpoints,
     /// How long `POST /orders` drives the saga before answering 202
     /// (`DECISION_DEADLINE_MS`, default 2000).
     pub decision_deadline: Duration,
@@ -23,9 +25,9 @@ pub struct Config {
 impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let service = ServiceConfig::from_env(&mut env, "orders");
-        let restaurants_url = env.url("RESTAURANTS_URL", &default_url("restaurants"));
-        let payments_url = env.url("PAYMENTS_URL", &default_url("payments"));
-        let delivery_url = env.url("DELIVERY_URL", &default_url("delivery"));
+        let restaurants_url = env.urls("RESTAURANTS_URL", &default_url("restaurants"));
+        let payments_url = env.urls("PAYMENTS_URL", &default_url("payments"));
+        let delivery_url = env.urls("DELIVERY_URL", &default_url("delivery"));
         let deadline: u64 = env.get("DECISION_DEADLINE_MS", 2000);
         let sweep: u64 = env.get("SWEEP_INTERVAL_MS", 500);
         if !(100..=30_000).contains(&deadline) {

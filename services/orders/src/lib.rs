@@ -65,6 +65,7 @@ impl Drop for Background {
 
 pub static MIGRATIONS: &[platform::db::MigrationSource] = &[
     (1, "orders", include_str!("../migrations/0001_orders.sql")),
+    (2, "leases", include_str!("../migrations/0002_leases.sql")),
     platform::events::MIGRATION,
 ];
 
@@ -112,6 +113,17 @@ pub async fn build_with(
             .spawn_sweeper(config.sweep_interval)
             .abort_handle(),
     ];
+    for participant in [
+        &config.restaurants_url,
+        &config.payments_url,
+        &config.delivery_url,
+    ] {
+        tasks.extend(
+            participant
+                .watch(client.clone(), platform::client::HEALTH_CHECK_EVERY)
+                .map(|t| t.abort_handle()),
+        );
+    }
     let mut consumers: Vec<Arc<dyn platform::events::dead_letters::Redrive>> = Vec::new();
     for (source, url) in [
         ("restaurants", &config.restaurants_url),
@@ -121,7 +133,7 @@ pub async fn build_with(
             db.clone(),
             client.clone(),
             tokens.clone(),
-            ConsumerConfig::new(source, url),
+            ConsumerConfig::new(source, &url.to_string()),
             events::SagaEvents {
                 orchestrator: orchestrator.clone(),
             },

@@ -19,6 +19,7 @@ use contracts::orders::{
     OrderCancelled, OrderCompleted, OrderConfirmed, OrderPlaced, OrderRejected, OrderStatusChanged,
 };
 use platform::auth::ServiceTokens;
+use platform::client::Endpoints;
 use platform::events::{Outbox, enqueue};
 use platform::{Db, HttpClient};
 use reqwest::{Method, StatusCode};
@@ -43,12 +44,23 @@ impl Drop for Claim<'_> {
     }
 }
 
-/// Where the participants are.
+/// Where the participants are: each one's replicas, taken in turn.
 #[derive(Debug, Clone)]
 pub(crate) struct Participants {
-    pub(crate) restaurants: String,
-    pub(crate) payments: String,
-    pub(crate) delivery: String,
+    pub(crate) restaurants: Endpoints,
+    pub(crate) payments: Endpoints,
+    pub(crate) delivery: Endpoints,
+}
+
+impl Participants {
+    fn of(&self, service: &str) -> Option<&Endpoints> {
+        match service {
+            "restaurants" => Some(&self.restaurants),
+            "payments" => Some(&self.payments),
+            "delivery" => Some(&self.delivery),
+            _ => None,
+        }
+    }
 }
 
 /// Whether the courier let go of an order the customer wants to cancel.
@@ -71,7 +83,15 @@ pub(crate) struct Orchestrator {
     /// Orders this process is driving right now: a second driver would
     /// only repeat (harmless) calls, so it skips them.
     driving: Mutex<HashSet<OrderId>>,
+    /// This process's name in the saga leases (replicas share the
+    /// database, so a lease says which of them drives an order).
+    me: String,
 }
+
+/// How long a saga's lease lasts without renewal: the longest another
+/// replica waits to take over the sagas of one that was killed. Renewed
+/// before each round of steps (a step takes at most the client timeout).
+const LEASE: Duration = Duration::from_secs(10);
 
 /// Why `apply` changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +138,7 @@ impl Orchestrator {
             tokens,
             participants,
             driving: Mutex::new(HashSet::new()),
+            me: uuid::Uuid::now_v7().to_string(),
         }
     }
 
@@ -193,9 +214,33 @@ impl Orchestrator {
         let Some(_claim) = self.claim(id) else {
             return;
         };
+        // Across replicas: the lease in the order's row.
+        match self.renew_lease(id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::debug!(order_id = %id, error = %e, "cannot take the saga's lease");
+                return;
+            }
+        }
         if let Err(e) = self.drive_claimed(id, deadline).await {
             tracing::debug!(order_id = %id, error = %e, "saga paused; the sweeper will resume it");
         }
+        if let Err(e) = store::release(&self.db, id, &self.me).await {
+            tracing::debug!(order_id = %id, error = %e, "cannot release the saga's lease; it expires");
+        }
+    }
+
+    /// Takes or renews this process's lease on driving `id`.
+    async fn renew_lease(&self, id: OrderId) -> Result<bool, sqlx::Error> {
+        store::lease(
+            &self.db,
+            id,
+            &self.me,
+            &platform::time::now(),
+            &platform::time::from_now(LEASE),
+        )
+        .await
     }
 
     /// Drives `id` on its own task, so a caller that goes away (a client
@@ -236,6 +281,9 @@ impl Orchestrator {
             let commands = order.saga.outstanding();
             if commands.is_empty() {
                 return Ok(());
+            }
+            if !self.renew_lease(id).await? {
+                anyhow::bail!("another replica took the saga over");
             }
             // One participant down must not hold up the others' steps (a
             // void must not wait for a restaurants outage): run every
@@ -278,10 +326,10 @@ impl Orchestrator {
     /// cancel can never race a pick-up (the food leaving with the payment
     /// voided).
     pub(crate) async fn release_courier(&self, id: OrderId) -> CourierRelease {
-        let url = format!(
-            "{}/internal/deliveries/by-order/{id}/cancel",
-            self.participants.delivery
-        );
+        let url = self
+            .participants
+            .delivery
+            .url(&format!("/internal/deliveries/by-order/{id}/cancel"));
         match self
             .call("delivery", "cancel_delivery", Method::POST, url, None, None)
             .await
@@ -339,10 +387,16 @@ impl Orchestrator {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        let response = request.send().await.map_err(|e| {
+            // A replica that refuses connections leaves the rotation until
+            // its health check passes again.
+            if e.is_connect()
+                && let Some(endpoints) = self.participants.of(service)
+            {
+                endpoints.mark_down(&url);
+            }
+            unreachable(e.to_string())
+        })?;
         let status = response.status();
         if status.is_server_error() {
             return Err(unreachable(format!("answered {status}")));
@@ -367,8 +421,8 @@ impl Orchestrator {
     ) -> Result<(Vec<SagaEvent>, Facts), Unreachable> {
         let id = order.id;
         let key = Some(format!("{id}:{}", command.step()));
-        let restaurants = &self.participants.restaurants;
-        let payments = &self.participants.payments;
+        let restaurants = self.participants.restaurants.pick();
+        let payments = self.participants.payments.pick();
         let step = command.step();
         let refused = |body: &Value| {
             body["detail"]

@@ -234,6 +234,38 @@ pub(crate) async fn timeline(
 
 /// Orders with work to do: commands outstanding, or an acceptance window
 /// that has closed.
+/// Takes (or renews) the lease on driving order `id` for `driver` until
+/// `until`; false when another driver holds a live lease.
+pub(crate) async fn lease(
+    db: &Db,
+    id: OrderId,
+    driver: &str,
+    now: &str,
+    until: &str,
+) -> Result<bool, sqlx::Error> {
+    let taken = sqlx::query(
+        "UPDATE orders SET driver = $1, lease_until = $2 WHERE id = $3 \
+         AND (driver IS NULL OR driver = $1 OR lease_until < $4)",
+    )
+    .bind(driver)
+    .bind(until)
+    .bind(id.to_string())
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+/// Gives back `driver`'s lease on order `id`.
+pub(crate) async fn release(db: &Db, id: OrderId, driver: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET driver = NULL, lease_until = NULL WHERE id = $1 AND driver = $2")
+        .bind(id.to_string())
+        .bind(driver)
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
 pub(crate) async fn with_work(db: &Db, now: &str, limit: i64) -> Result<Vec<OrderId>, sqlx::Error> {
     // Closed acceptance windows first, on their own (a crowd of sagas
     // waiting on a dead participant must not keep a timer from firing);
@@ -241,15 +273,18 @@ pub(crate) async fn with_work(db: &Db, now: &str, limit: i64) -> Result<Vec<Orde
     // dead participant blocks cannot starve the rest.
     let mut ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM orders WHERE status = 'AWAITING_RESTAURANT' \
-         AND accept_by IS NOT NULL AND accept_by < $1 LIMIT $2",
+         AND accept_by IS NOT NULL AND accept_by < $1 \
+         AND (lease_until IS NULL OR lease_until < $1) LIMIT $2",
     )
     .bind(now)
     .bind(limit)
     .fetch_all(db)
     .await?;
     let outstanding: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM orders WHERE outstanding > 0 ORDER BY RANDOM() LIMIT $1",
+        "SELECT id FROM orders WHERE outstanding > 0 \
+         AND (lease_until IS NULL OR lease_until < $1) ORDER BY RANDOM() LIMIT $2",
     )
+    .bind(now)
     .bind(limit)
     .fetch_all(db)
     .await?;

@@ -103,16 +103,18 @@ pub trait Source: Send + Sync + 'static {
 pub struct HttpFeed {
     client: HttpClient,
     tokens: ServiceTokens,
-    url: String,
+    /// The producer's replicas (any of them serves the same feed).
+    endpoints: crate::client::Endpoints,
 }
 
 impl HttpFeed {
-    /// The feed of the producer at base URL `url`.
+    /// The feed of the producer at base URL `url` (or several replicas'
+    /// URLs, comma-separated).
     pub fn new(client: HttpClient, tokens: ServiceTokens, url: &str) -> Self {
         Self {
             client,
             tokens,
-            url: url.trim_end_matches('/').to_owned(),
+            endpoints: crate::client::Endpoints::parse(url),
         }
     }
 }
@@ -132,11 +134,10 @@ impl Source for HttpFeed {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let page = self
                 .client
-                .get(&format!(
-                    "{}/events?after={after}&limit={limit}&wait={}",
-                    self.url,
+                .get(&self.endpoints.url(&format!(
+                    "/events?after={after}&limit={limit}&wait={}",
                     wait.as_millis()
-                ))
+                )))
                 .timeout(wait + Duration::from_secs(5))
                 .bearer_auth(token)
                 .send()

@@ -109,14 +109,8 @@ pub(crate) fn gateway_config(
         },
         log_format: LogFormat::Pretty,
         upstreams: vec![
-            gateway::Upstream {
-                name: "users",
-                url: users.to_owned(),
-            },
-            gateway::Upstream {
-                name: "restaurants",
-                url: restaurants.to_owned(),
-            },
+            gateway::Upstream::new("users", users),
+            gateway::Upstream::new("restaurants", restaurants),
         ],
         control_url,
         upstream_timeout: Duration::from_secs(2),
@@ -143,10 +137,7 @@ pub(crate) async fn gateway_with(
         .clone();
     let mut config = gateway_config(&users, &restaurants, None);
     for (name, url) in extra {
-        config.upstreams.push(gateway::Upstream {
-            name,
-            url: (*url).to_owned(),
-        });
+        config.upstreams.push(gateway::Upstream::new(name, url));
     }
     let running = Running::start(gateway::build(config).await.expect("gateway builds"));
     (Api::with_prefix(&running.url, "/api/v1"), running)

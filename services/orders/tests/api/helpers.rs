@@ -7,6 +7,7 @@ use contracts::delivery::{DeliveryAssigned, DeliveryDelivered, DeliveryPickedUp}
 use contracts::events::Event;
 use contracts::identity::Role;
 use platform::auth::{JwkSet, ServiceTokens, SigningKey};
+use platform::client::Endpoints;
 use platform::config::HttpConfig;
 use platform::events::{Outbox, enqueue};
 use platform::telemetry::init_for_tests;
@@ -211,9 +212,9 @@ impl TestWorld {
         service.http = local(self.orders_port);
         let config = orders::Config {
             service,
-            restaurants_url: self.restaurants.url.clone(),
-            payments_url: format!("http://127.0.0.1:{}", self.payments_port),
-            delivery_url: self.delivery.url.clone(),
+            restaurants_url: Endpoints::parse(&self.restaurants.url),
+            payments_url: Endpoints::parse(&format!("http://127.0.0.1:{}", self.payments_port)),
+            delivery_url: Endpoints::parse(&self.delivery.url),
             decision_deadline: Duration::from_secs(2),
             sweep_interval: Duration::from_millis(100),
         };
