@@ -257,6 +257,27 @@ async fn dead_letters_are_listed_and_redriven_from_the_command_line() {
                 .contains("0 redriven and applied, 0 still failing")
         );
     }
+    // The outbox and its consumers are observable: depth, age of the oldest
+    // unpublished event, consumer lag and parked dead letters, per service.
+    for (service, offset, source) in [("orders", 3, "restaurants"), ("delivery", 5, "orders")] {
+        let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", port + offset))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        for series in [
+            "outbox_unpublished ".to_owned(),
+            "outbox_oldest_unpublished_seconds ".to_owned(),
+            format!("consumer_lag_events{{source=\"{source}\"}} 0"),
+            format!("events_dead_letters_parked{{source=\"{source}\"}} 0"),
+        ] {
+            assert!(
+                metrics.lines().any(|l| l.starts_with(&series)),
+                "{service} exports {series}:\n{metrics}"
+            );
+        }
+    }
     // A service that consumes nothing has no dead-letter API: a clear error.
     let nothing = run("list-dead", "users", 1);
     assert!(!nothing.status.success());

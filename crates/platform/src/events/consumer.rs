@@ -210,9 +210,15 @@ impl<H: Handler, S: Source> Consumer<H, S> {
 
     async fn run(&self) {
         let mut backoff = self.config.first_backoff;
+        // The first page without waiting: the lag is known (and exported)
+        // from the start, not only after the first long poll.
+        let mut wait = Duration::ZERO;
         loop {
-            match self.poll_once().await {
-                Ok(_) => backoff = self.config.first_backoff,
+            match self.poll(wait).await {
+                Ok(_) => {
+                    backoff = self.config.first_backoff;
+                    wait = self.config.wait;
+                }
                 Err(e) => {
                     tracing::debug!(source = %self.config.source, error = %format!("{e:#}"), "feed unavailable; retrying");
                     tokio::time::sleep(backoff).await;
@@ -230,11 +236,12 @@ impl<H: Handler, S: Source> Consumer<H, S> {
     /// Fetches one page (waiting for news) and applies it; returns how many
     /// entries it read.
     pub async fn poll_once(&self) -> anyhow::Result<usize> {
+        self.poll(self.config.wait).await
+    }
+
+    async fn poll(&self, wait: Duration) -> anyhow::Result<usize> {
         let after = self.cursor().await?;
-        let page = self
-            .source
-            .fetch(after, self.config.batch, self.config.wait)
-            .await?;
+        let page = self.source.fetch(after, self.config.batch, wait).await?;
         for entry in &page.entries {
             self.apply_with_retries(entry.position, &entry.event)
                 .await?;

@@ -260,6 +260,7 @@ impl<H: Handler, S: super::transport::Source> Consumer<H, S> {
         loop {
             let result = async {
                 let durable = nats.durable(&self.config.source).await?;
+                self.export_lag(&durable).await;
                 loop {
                     self.jetstream_batch(&durable).await?;
                     backoff = self.config.first_backoff;
@@ -291,11 +292,16 @@ impl<H: Handler, S: super::transport::Source> Consumer<H, S> {
             let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
             self.settle(message).await?;
         }
+        self.export_lag(&durable).await;
+        Ok(())
+    }
+
+    /// Exports how many events the durable consumer has not had yet.
+    async fn export_lag(&self, durable: &Durable) {
         if let Ok(pending) = durable.pending().await {
             metrics::gauge!("consumer_lag_events", "source" => self.config.source.clone())
                 .set(pending as f64);
         }
-        Ok(())
     }
 
     /// Applies one message and acks it after the commit; naks it with a
