@@ -292,7 +292,7 @@ impl<H: Handler, S: super::transport::Source> Consumer<H, S> {
             let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
             self.settle(message).await?;
         }
-        self.export_lag(&durable).await;
+        self.export_lag(durable).await;
         Ok(())
     }
 
