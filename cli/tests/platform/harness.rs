@@ -19,6 +19,34 @@ pub(crate) struct Platform {
     pub(crate) api: Api,
 }
 
+/// In CI's production pass (FEASTFAST_TEST_POSTGRES and FEASTFAST_TEST_NATS
+/// set), every platform runs on PostgreSQL and NATS, with databases and
+/// streams of its own; a test that chose its storage itself keeps it.
+fn production_mode(data_dir: &Path, args: &[&str]) -> Vec<String> {
+    let (Ok(postgres), Ok(nats)) = (
+        std::env::var(platform::testing::TEST_POSTGRES_ENV),
+        std::env::var(platform::testing::TEST_NATS_ENV),
+    ) else {
+        return Vec::new();
+    };
+    if args.contains(&"--postgres") || args.contains(&"--nats") {
+        return Vec::new();
+    }
+    let prefix = format!("fftest_{}", platform::testing::test_key(data_dir));
+    [
+        "--postgres",
+        &postgres,
+        "--database-prefix",
+        &prefix,
+        "--nats",
+        &nats,
+        "--nats-prefix",
+        &prefix,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// A base port with the next few ports free too.
 pub(crate) fn free_base_port() -> u16 {
     for _ in 0..200 {
@@ -52,6 +80,7 @@ impl Platform {
             .args(["up", "--port", &port.to_string(), "--data-dir"])
             .arg(data_dir)
             .args(args)
+            .args(production_mode(data_dir, args))
             .env("SERVICE_SECRET", SERVICE_SECRET)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -185,7 +185,27 @@ async fn on_postgres_replicas_share_the_work_and_a_killed_one_loses_nothing() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
-    assert_eq!(decided, ["0"], "sagas left unfinished");
+    if decided != ["0"] {
+        // Say why before failing: where the sagas stand, and what the
+        // services logged last.
+        let states = psql(
+            &server,
+            &db("orders"),
+            "SELECT status, outstanding, count(*) FROM orders GROUP BY 1, 2 ORDER BY 1, 2",
+        );
+        for log in ["orders", "payments", "restaurants", "delivery"] {
+            let text = std::fs::read_to_string(dir.path().join("logs").join(format!("{log}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            eprintln!(
+                "--- {log}.log (last lines, newest first)\n{}",
+                tail.join("\n")
+            );
+        }
+        panic!(
+            "sagas left unfinished: {decided:?}; by status and outstanding commands: {states:?}"
+        );
+    }
 
     // Nothing lost, nothing twice.
     let stored: HashSet<String> = psql(&server, &db("orders"), "SELECT id FROM orders")

@@ -145,6 +145,8 @@ pub struct ServiceConfig {
     pub http: HttpConfig,
     /// `sqlite://path/to/file.db` (default) or `postgres://…`.
     pub database_url: String,
+    /// The most connections to PostgreSQL (`DATABASE_POOL_MAX`).
+    pub database_pool_max: u32,
     pub log_format: LogFormat,
     /// Where the users service publishes its signing keys and issues
     /// service tokens.
@@ -224,9 +226,14 @@ impl ServiceConfig {
                 format!("{database_url:?} is neither sqlite:// nor postgres://"),
             );
         }
+        let database_pool_max = env.get("DATABASE_POOL_MAX", crate::db::DEFAULT_POSTGRES_POOL);
+        if !(1..=200).contains(&database_pool_max) {
+            env.invalid("DATABASE_POOL_MAX", "must be between 1 and 200");
+        }
         Self {
             http: HttpConfig::from_env(env, service),
             database_url,
+            database_pool_max,
             log_format: env.get("LOG_FORMAT", LogFormat::Json),
             users_url: env.url("USERS_URL", &default_url("users")),
             service_secret: env.string("SERVICE_SECRET", DEV_SERVICE_SECRET),

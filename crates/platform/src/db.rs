@@ -19,11 +19,35 @@ pub type Db = sqlx::AnyPool;
 /// One migration compiled into the binary: `(version, description, sql)`.
 pub type MigrationSource = (i64, &'static str, &'static str);
 
+/// The most connections a service holds to PostgreSQL unless
+/// `DATABASE_POOL_MAX` says otherwise: small, because replicas multiply it
+/// and the server's default limit is 100 connections in all.
+pub const DEFAULT_POSTGRES_POOL: u32 = 6;
+/// SQLite has one writer; a few readers beside it are all WAL needs.
+const SQLITE_POOL: u32 = 8;
+
+impl crate::ServiceConfig {
+    /// This service's database (`DATABASE_URL`, `DATABASE_POOL_MAX`),
+    /// opened and migrated.
+    pub async fn open_database(&self, migrations: &[MigrationSource]) -> anyhow::Result<Db> {
+        connect_with(&self.database_url, self.database_pool_max, migrations).await
+    }
+}
+
 /// Opens the database at `url` and brings its schema up to date.
 ///
 /// A `sqlite://` file (and its directory) is created if missing and runs in
 /// WAL mode, so readers never wait for the writer.
 pub async fn connect(url: &str, migrations: &[MigrationSource]) -> anyhow::Result<Db> {
+    connect_with(url, DEFAULT_POSTGRES_POOL, migrations).await
+}
+
+/// [`connect`] with at most `pool_max` connections to PostgreSQL.
+pub async fn connect_with(
+    url: &str,
+    pool_max: u32,
+    migrations: &[MigrationSource],
+) -> anyhow::Result<Db> {
     sqlx::any::install_default_drivers();
     let is_sqlite = url.starts_with("sqlite:");
     let url = if is_sqlite {
@@ -33,7 +57,11 @@ pub async fn connect(url: &str, migrations: &[MigrationSource]) -> anyhow::Resul
         url.to_owned()
     };
     let pool = AnyPoolOptions::new()
-        .max_connections(if is_sqlite { 8 } else { 16 })
+        .max_connections(if is_sqlite {
+            SQLITE_POOL
+        } else {
+            pool_max.max(1)
+        })
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(|conn, _meta| {

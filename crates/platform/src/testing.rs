@@ -33,6 +33,7 @@ pub fn service_config(data_dir: &Path, name: &str, users_url: &str) -> ServiceCo
             port: 0,
         },
         database_url: test_database_url(data_dir, name),
+        database_pool_max: crate::db::DEFAULT_POSTGRES_POOL,
         log_format: LogFormat::Pretty,
         users_url: users_url.to_owned(),
         service_secret: TEST_SERVICE_SECRET.to_owned(),
@@ -68,7 +69,7 @@ pub async fn test_outbox(data_dir: &Path, service: &str, db: crate::Db) -> crate
 
 /// A short key unique to a test's data directory (stable across a restart
 /// within the test).
-fn test_key(data_dir: &Path) -> String {
+pub fn test_key(data_dir: &Path) -> String {
     let dir = data_dir.to_string_lossy();
     let key: String = dir
         .bytes()

@@ -127,7 +127,7 @@ pub async fn build_with(
     verifier: Verifier,
     tokens: ServiceTokens,
 ) -> anyhow::Result<Server> {
-    let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
+    let db = config.service.open_database(MIGRATIONS).await?;
     let transport = Transport::connect(&config.service.events, "delivery").await?;
     let mut state = AppState::new(db.clone());
     state.outbox = transport.outbox(db.clone());

@@ -92,7 +92,7 @@ pub async fn build_with(
     verifier: Verifier,
     tokens: ServiceTokens,
 ) -> anyhow::Result<Server> {
-    let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
+    let db = config.service.open_database(MIGRATIONS).await?;
     let transport = Transport::connect(&config.service.events, "orders").await?;
     let outbox = transport.outbox(db.clone());
     let relay = outbox.start_relay();

@@ -166,25 +166,42 @@ pub(crate) async fn update(
     facts: &Facts,
 ) -> Result<bool, sqlx::Error> {
     let now = platform::time::now();
-    let changed = sqlx::query(
-        "UPDATE orders SET status = $1, saga = $2, outstanding = $3, version = version + 1, \
-         items = COALESCE($4, items), pickup_lat = COALESCE($5, pickup_lat), \
-         pickup_lng = COALESCE($6, pickup_lng), accept_by = COALESCE($7, accept_by), updated_at = $8 \
-         WHERE id = $9 AND version = $10",
-    )
-    .bind(saga.status().as_str())
-    .bind(serde_json::to_string(saga).expect("a saga always serialises"))
-    .bind(outstanding(saga))
-    .bind(facts.items.as_ref().map(|i| serde_json::to_string(i).expect("lines always serialise")))
-    .bind(facts.pickup.map(|p| p.lat))
-    .bind(facts.pickup.map(|p| p.lng))
-    .bind(facts.accept_by.as_deref())
-    .bind(&now)
-    .bind(order.id.to_string())
-    .bind(order.version)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    // Two statements rather than `COALESCE($5, pickup_lat)`: sqlx 0.9's Any
+    // driver declares a NULL f64 parameter as float4 on PostgreSQL, and a
+    // connection that prepared the statement with a NULL then refuses every
+    // later f64 ("incorrect binary data format in bind parameter 5").
+    let query = if facts.pickup.is_some() {
+        sqlx::query(
+            "UPDATE orders SET status = $1, saga = $2, outstanding = $3, version = version + 1, \
+             items = COALESCE($4, items), accept_by = COALESCE($5, accept_by), updated_at = $6, \
+             pickup_lat = $9, pickup_lng = $10 \
+             WHERE id = $7 AND version = $8",
+        )
+    } else {
+        sqlx::query(
+            "UPDATE orders SET status = $1, saga = $2, outstanding = $3, version = version + 1, \
+             items = COALESCE($4, items), accept_by = COALESCE($5, accept_by), updated_at = $6 \
+             WHERE id = $7 AND version = $8",
+        )
+    };
+    let mut query = query
+        .bind(saga.status().as_str())
+        .bind(serde_json::to_string(saga).expect("a saga always serialises"))
+        .bind(outstanding(saga))
+        .bind(
+            facts
+                .items
+                .as_ref()
+                .map(|i| serde_json::to_string(i).expect("lines always serialise")),
+        )
+        .bind(facts.accept_by.as_deref())
+        .bind(&now)
+        .bind(order.id.to_string())
+        .bind(order.version);
+    if let Some(pickup) = facts.pickup {
+        query = query.bind(pickup.lat).bind(pickup.lng);
+    }
+    let changed = query.execute(&mut *conn).await?.rows_affected();
     if changed == 1 && saga.status() != order.saga.status() {
         append_timeline(conn, order.id, saga.status(), &now).await?;
     }

@@ -70,7 +70,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 /// [`build`] with a given token verifier, so tests can sign their own tokens
 /// without running the users service.
 pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::Result<Server> {
-    let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
+    let db = config.service.open_database(MIGRATIONS).await?;
     let transport = Transport::connect(&config.service.events, "restaurants").await?;
     let mut state = AppState::new(db.clone(), config.accept_window);
     state.outbox = transport.outbox(db.clone());

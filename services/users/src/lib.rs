@@ -38,7 +38,7 @@ static MIGRATIONS: &[platform::db::MigrationSource] =
 /// Opens the database, loads (or creates) the signing key and binds the
 /// server; `run_until_stopped` on the result serves.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
-    let db = platform::db::connect(&config.service.database_url, MIGRATIONS).await?;
+    let db = config.service.open_database(MIGRATIONS).await?;
     let key = store::current_signing_key(&db).await?;
     let jwks = JwkSet {
         keys: store::all_signing_keys(&db)
