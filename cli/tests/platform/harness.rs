@@ -82,6 +82,9 @@ impl Platform {
             .args(args)
             .args(production_mode(data_dir, args))
             .env("SERVICE_SECRET", SERVICE_SECRET)
+            // In production mode every process holds a pool; the replica
+            // test runs nine beside other tests on one PostgreSQL.
+            .env("DATABASE_POOL_MAX", "4")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

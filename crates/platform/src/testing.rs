@@ -33,7 +33,8 @@ pub fn service_config(data_dir: &Path, name: &str, users_url: &str) -> ServiceCo
             port: 0,
         },
         database_url: test_database_url(data_dir, name),
-        database_pool_max: crate::db::DEFAULT_POSTGRES_POOL,
+        // Tests run side by side on one PostgreSQL (100 connections).
+        database_pool_max: 3,
         log_format: LogFormat::Pretty,
         users_url: users_url.to_owned(),
         service_secret: TEST_SERVICE_SECRET.to_owned(),
