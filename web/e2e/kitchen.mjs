@@ -1,0 +1,80 @@
+// By hand, simulators off: a customer orders from Burger Werk (a
+// manual-accept restaurant); the owner sees the ticket with its countdown
+// and accepts it, and the customer's page moves on by itself; the owner
+// edits the menu and marks the order ready; a courier goes online next to
+// the restaurant, gets the assignment on the map, picks up and delivers,
+// and the customer's page reaches DELIVERED.
+
+import assert from 'node:assert/strict';
+import { demoLogin, finish, launch, log, order, shot, statusOf, until, watchOrder } from './lib.mjs';
+
+const BURGER_WERK = { lat: 52.5075, lng: 13.4508 };
+
+const s = await launch();
+const customer = await s.person('customer');
+const owner = await s.person('owner');
+const courier = await s.person('courier');
+
+await demoLogin(customer, 'customer@feastfast.test');
+const id = await order(customer, 'burger');
+log(`placed order ${id}`);
+await until('the order to wait for the restaurant', async () => (await statusOf(customer)) === 'AWAITING_RESTAURANT');
+await customer.evaluate(() => {
+  window.__sameDocument = true;
+});
+
+await demoLogin(owner, 'owner@feastfast.test');
+await owner.getByRole('link', { name: 'Burger Werk' }).click();
+const ticket = owner.locator(`.ticket[data-order="${id}"]`);
+await ticket.waitFor();
+assert.equal(await ticket.getAttribute('data-status'), 'PENDING');
+assert.match(await ticket.locator('.countdown').innerText(), /\d+ s to accept/);
+await shot(owner, 'owner-ticket-pending');
+await owner.locator(`[data-action="accept-${id}"]`).click();
+await until('the ticket to be accepted', async () => (await ticket.getAttribute('data-status')) === 'ACCEPTED');
+
+// The customer's page moves on without a reload.
+await watchOrder(customer, 'CONFIRMED', 15_000);
+await shot(customer, 'customer-confirmed');
+
+// Menu editing: a new price and stock, saved through the API.
+const row = owner.locator('#menu-editor tbody tr').first();
+await row.getByLabel(/Price of/).fill('12.34');
+await row.getByLabel(/Stock of/).fill('40');
+await row.locator('button[data-save]').click();
+await row.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+await owner.locator(`[data-action="ready-${id}"]`).click();
+await until('the ticket to be ready', async () => (await ticket.getAttribute('data-status')) === 'READY');
+await shot(owner, 'owner-ticket-ready');
+const item = await row.getAttribute('data-item');
+const detail = await owner.evaluate(async (rid) => (await fetch(`/api/v1/restaurants/${rid}`)).json(),
+  owner.url().split('/').pop());
+const edited = detail.menu.find((m) => m.id === item);
+assert.equal(edited.price_cents, 1234);
+assert.equal(edited.stock, 40);
+
+// A courier goes online next to the restaurant and gets the delivery.
+await demoLogin(courier, 'courier@feastfast.test');
+await courier.getByLabel('Latitude').fill(String(BURGER_WERK.lat));
+await courier.getByLabel('Longitude').fill(String(BURGER_WERK.lng));
+await courier.locator('#toggle-online').click();
+await courier.locator('#courier-state').filter({ hasText: 'Online' }).waitFor();
+await courier.locator('#pickup-delivery').waitFor({ timeout: 30_000 });
+await courier.locator('[data-marker="restaurant"]').waitFor();
+await courier.locator('[data-marker="home"]').waitFor();
+await shot(courier, 'courier-assigned');
+await watchOrder(customer, 'COURIER_ASSIGNED', 15_000);
+await courier.locator('#pickup-delivery').click();
+await courier.locator('#deliver-delivery').waitFor();
+await watchOrder(customer, 'PICKED_UP', 15_000);
+await shot(customer, 'customer-picked-up');
+await courier.locator('#deliver-delivery').click();
+await courier.locator('#assignment').filter({ hasText: 'No delivery yet' }).waitFor();
+await shot(courier, 'courier-delivered');
+
+await watchOrder(customer, 'DELIVERED', 15_000);
+assert.equal(await customer.evaluate(() => window.__sameDocument), true, 'the order page reloaded');
+assert.equal(await customer.locator('#timeline li.done').count(), 7);
+await shot(customer, 'customer-delivered-by-hand');
+
+await finish(s, 'kitchen');
