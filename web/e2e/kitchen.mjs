@@ -6,9 +6,11 @@
 // and the customer's page reaches DELIVERED.
 
 import assert from 'node:assert/strict';
-import { demoLogin, finish, launch, log, order, shot, statusOf, until, watchOrder } from './lib.mjs';
+import { demoLogin, finish, launch, log, order, pushDelay, shot, statusOf, until, watchOrder } from './lib.mjs';
 
 const BURGER_WERK = { lat: 52.5075, lng: 13.4508 };
+// The issue's promise: each status change on the page within half a second.
+const PUSH_LIMIT_MS = 500;
 
 const s = await launch();
 const customer = await s.person('customer');
@@ -30,11 +32,10 @@ await ticket.waitFor();
 assert.equal(await ticket.getAttribute('data-status'), 'PENDING');
 assert.match(await ticket.locator('.countdown').innerText(), /\d+ s to accept/);
 await shot(owner, 'owner-ticket-pending');
-await owner.locator(`[data-action="accept-${id}"]`).click();
+// The customer's page moves on without a reload, pushed within half a
+// second of the click (the click's own round trip included).
+await pushDelay(owner.locator(`[data-action="accept-${id}"]`), customer, 'CONFIRMED', PUSH_LIMIT_MS);
 await until('the ticket to be accepted', async () => (await ticket.getAttribute('data-status')) === 'ACCEPTED');
-
-// The customer's page moves on without a reload.
-await watchOrder(customer, 'CONFIRMED', 15_000);
 await shot(customer, 'customer-confirmed');
 
 // Menu editing: a new price and stock, saved through the API.
@@ -64,15 +65,12 @@ await courier.locator('[data-marker="restaurant"]').waitFor();
 await courier.locator('[data-marker="home"]').waitFor();
 await shot(courier, 'courier-assigned');
 await watchOrder(customer, 'COURIER_ASSIGNED', 15_000);
-await courier.locator('#pickup-delivery').click();
+await pushDelay(courier.locator('#pickup-delivery'), customer, 'PICKED_UP', PUSH_LIMIT_MS);
 await courier.locator('#deliver-delivery').waitFor();
-await watchOrder(customer, 'PICKED_UP', 15_000);
 await shot(customer, 'customer-picked-up');
-await courier.locator('#deliver-delivery').click();
+await pushDelay(courier.locator('#deliver-delivery'), customer, 'DELIVERED', PUSH_LIMIT_MS);
 await courier.locator('#assignment').filter({ hasText: 'No delivery yet' }).waitFor();
 await shot(courier, 'courier-delivered');
-
-await watchOrder(customer, 'DELIVERED', 15_000);
 assert.equal(await customer.evaluate(() => window.__sameDocument), true, 'the order page reloaded');
 assert.equal(await customer.locator('#timeline li.done').count(), 7);
 await shot(customer, 'customer-delivered-by-hand');

@@ -138,3 +138,18 @@ export async function finish(session, name) {
   }
   log(`${name}: passed`);
 }
+
+/**
+ * Clicks `button` and measures how long until `page` (the customer's
+ * order page, fed by server-sent events) shows `status`, in ms.
+ */
+export async function pushDelay(button, page, status, limitMs) {
+  const started = Date.now();
+  await button.click();
+  await page.waitForFunction((s) => document.querySelector('main')?.dataset.status === s, status,
+    { polling: 'raf', timeout: 15_000 });
+  const ms = Date.now() - started;
+  log(`pushed ${status} to the order page ${ms} ms after the click`);
+  if (ms > limitMs) throw new Error(`${status} took ${ms} ms to reach the order page (limit ${limitMs} ms)`);
+  return ms;
+}

@@ -49,7 +49,9 @@ export class FeastMap {
     this.base = svg('g', { class: 'base' });
     this.routeLine = svg('polyline', { class: 'route', points: '' });
     this.layer = svg('g', { class: 'markers' });
-    this.el.append(this.base, this.routeLine, this.layer);
+    // The courier rides above the places it passes.
+    this.top = svg('g', { class: 'markers top' });
+    this.el.append(this.base, this.routeLine, this.layer, this.top);
     if (onPick) this.el.addEventListener('click', (e) => this.pick(e));
     this.fit();
   }
@@ -133,7 +135,7 @@ export class FeastMap {
       );
       m = { key, g, location };
       this.markers.set(key, m);
-      this.layer.append(g);
+      (kind === 'courier' ? this.top : this.layer).append(g);
       this.place(m, false);
     }
     m.location = location;
