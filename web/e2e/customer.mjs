@@ -2,7 +2,7 @@
 // the delivery point on the map, pays with a test token and watches the
 // order page reach DELIVERED with the simulators on: timeline and map
 // update without a reload. Also: a problem+json shown clearly, and the
-// phone-sized screen.
+// phone-sized screen, and the keyboard.
 
 import assert from 'node:assert/strict';
 import { demoLogin, finish, launch, log, order, shot, watchOrder } from './lib.mjs';
@@ -64,8 +64,15 @@ await page.locator(`#order-list a[href="#/orders/${id}"]`).waitFor();
 await shot(page, 'order-history');
 
 // A phone-sized screen: nothing wider than the screen.
+// Signed in from the keyboard alone: Tab from e-mail to password, Enter.
 const phone = await s.person('phone', { width: 390, height: 844 });
-await demoLogin(phone, 'customer@feastfast.test');
+await phone.goto('/#/signin');
+await phone.locator('#login-form input[name="email"]').focus();
+await phone.keyboard.type('customer@feastfast.test');
+await phone.keyboard.press('Tab');
+await phone.keyboard.type('feastfast');
+await phone.keyboard.press('Enter');
+await phone.waitForFunction(() => location.hash === '#/restaurants');
 await phone.locator('#restaurant-list a').first().waitFor();
 await shot(phone, 'phone-restaurants');
 await phone.goto(`/#/orders/${id}`);

@@ -1,19 +1,22 @@
 // By hand, simulators off: a customer orders from Burger Werk (a
 // manual-accept restaurant); the owner sees the ticket with its countdown
-// and accepts it, and the customer's page moves on by itself; the owner
+// and accepts it while the customer's connection is cut, and the
+// customer's page reconnects and moves on by itself; the owner
 // edits the menu and marks the order ready; a courier goes online next to
 // the restaurant, gets the assignment on the map, picks up and delivers,
 // and the customer's page reaches DELIVERED.
 
 import assert from 'node:assert/strict';
-import { demoLogin, finish, launch, log, order, pushDelay, shot, statusOf, until, watchOrder } from './lib.mjs';
+import { demoLogin, finish, launch, log, order, proxy, pushDelay, shot, statusOf, until, watchOrder } from './lib.mjs';
 
 const BURGER_WERK = { lat: 52.5075, lng: 13.4508 };
 // The issue's promise: each status change on the page within half a second.
 const PUSH_LIMIT_MS = 500;
 
 const s = await launch();
-const customer = await s.person('customer');
+// The customer's browser reaches the gateway through a proxy the test can cut.
+const line = await proxy();
+const customer = await s.person('customer', undefined, line.url);
 const owner = await s.person('owner');
 const courier = await s.person('courier');
 
@@ -32,10 +35,23 @@ await ticket.waitFor();
 assert.equal(await ticket.getAttribute('data-status'), 'PENDING');
 assert.match(await ticket.locator('.countdown').innerText(), /\d+ s to accept/);
 await shot(owner, 'owner-ticket-pending');
-// The customer's page moves on without a reload, pushed within half a
-// second of the click (the click's own round trip included).
-await pushDelay(owner.locator(`[data-action="accept-${id}"]`), customer, 'CONFIRMED', PUSH_LIMIT_MS);
+// The customer's connection drops and stays down while the owner accepts;
+// once it is back, the page reconnects by itself and catches up.
+const liveState = () => customer.locator('#live-state').getAttribute('data-state');
+await until('the order stream to be live', async () => (await liveState()) === 'live');
+// Reconnection attempts while the line is cut fail in the console, on purpose.
+s.allowConsoleError(/net::ERR_(EMPTY_RESPONSE|CONNECTION_RESET|CONNECTION_CLOSED|CONNECTION_REFUSED|INCOMPLETE_CHUNKED_ENCODING|SOCKET_NOT_CONNECTED)/, 10);
+line.cut();
+await until('the page to notice the drop', async () => (await liveState()) === 'reconnecting', 10_000);
+await owner.locator(`[data-action="accept-${id}"]`).click();
 await until('the ticket to be accepted', async () => (await ticket.getAttribute('data-status')) === 'ACCEPTED');
+await new Promise((r) => setTimeout(r, 500));
+assert.equal(await statusOf(customer), 'AWAITING_RESTAURANT', 'the page changed while cut off');
+await shot(customer, 'customer-reconnecting');
+line.mend();
+await watchOrder(customer, 'CONFIRMED', 15_000);
+await until('the order stream to be live again', async () => (await liveState()) === 'live', 10_000);
+s.stopAllowing();
 await shot(customer, 'customer-confirmed');
 
 // Menu editing: a new price and stock, saved through the API.
@@ -75,4 +91,5 @@ assert.equal(await customer.evaluate(() => window.__sameDocument), true, 'the or
 assert.equal(await customer.locator('#timeline li.done').count(), 7);
 await shot(customer, 'customer-delivered-by-hand');
 
+line.close();
 await finish(s, 'kitchen');

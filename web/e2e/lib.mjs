@@ -4,6 +4,7 @@
 
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 
 export const BASE = process.env.FEASTFAST_URL || 'http://127.0.0.1:8080';
@@ -28,13 +29,17 @@ export async function launch() {
   return {
     browser,
     problems,
-    /** Allows one console error matching `pattern` (a deliberate API error). */
-    allowConsoleError(pattern) {
-      allowed.push(pattern);
+    /** Allows `times` console errors matching `pattern` (deliberate ones). */
+    allowConsoleError(pattern, times = 1) {
+      for (let i = 0; i < times; i += 1) allowed.push(pattern);
+    },
+    /** Ends the allowances not used up: later errors count again. */
+    stopAllowing() {
+      allowed.length = 0;
     },
     /** A new person: own context (own sessionStorage), own page. */
-    async person(name, viewport = { width: 1280, height: 900 }) {
-      const context = await browser.newContext({ viewport, baseURL: BASE });
+    async person(name, viewport = { width: 1280, height: 900 }, baseURL = BASE) {
+      const context = await browser.newContext({ viewport, baseURL });
       const page = await context.newPage();
       page.setDefaultTimeout(20_000);
       page.on('console', (msg) => {
@@ -45,9 +50,11 @@ export async function launch() {
           allowed.splice(i, 1);
           log(`${name}: expected console error: ${text}`);
         } else {
+          log(`${name}: CONSOLE ERROR: ${text}`);
           problems.push(`${name}: console error: ${text}`);
         }
       });
+      page.on('requestfailed', (r) => log(`${name}: request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
       page.on('pageerror', (e) => problems.push(`${name}: page error: ${e.stack || e}`));
       return page;
     },
@@ -152,4 +159,50 @@ export async function pushDelay(button, page, status, limitMs) {
   log(`pushed ${status} to the order page ${ms} ms after the click`);
   if (ms > limitMs) throw new Error(`${status} took ${ms} ms to reach the order page (limit ${limitMs} ms)`);
   return ms;
+}
+
+/**
+ * A TCP proxy in front of the gateway, to break a browser's connections
+ * for real: `cut()` drops every open connection and refuses new ones until
+ * `mend()`.
+ */
+export async function proxy() {
+  const target = new URL(BASE);
+  const open = new Set();
+  let refusing = false;
+  const server = net.createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(Number(target.port), target.hostname);
+    open.add(client);
+    open.add(upstream);
+    const forget = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on('error', forget).on('close', forget);
+    upstream.on('error', forget).on('close', forget);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut() {
+      refusing = true;
+      for (const socket of open) socket.destroy();
+      open.clear();
+    },
+    mend() {
+      refusing = false;
+    },
+    close() {
+      this.cut();
+      server.close();
+    },
+  };
 }

@@ -143,7 +143,8 @@ export class FeastMap {
     m.g.dataset.lat = location.lat.toFixed(5);
     m.g.dataset.lng = location.lng.toFixed(5);
     if (!this.contains(location)) this.grow(location);
-    else this.place(m, true);
+    // Only the courier glides; a picked or fixed place jumps where it is.
+    else this.place(m, kind === 'courier');
     this.drawRoute();
   }
 

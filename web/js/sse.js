@@ -65,7 +65,13 @@ export function follow(url, { onEvent, onState = () => {}, onProblem = () => {} 
         }
       }
     }
-    return finished ? 'final' : 'dropped';
+    if (finished) {
+      // The last word is in: let go of the connection rather than leave it
+      // open until the server closes it.
+      await reader.cancel().catch(() => {});
+      return 'final';
+    }
+    return 'dropped';
   }
 
   (async () => {
