@@ -4,7 +4,8 @@
 // customer's page reconnects and moves on by itself; the owner
 // edits the menu and marks the order ready; a courier goes online next to
 // the restaurant, gets the assignment on the map, picks up and delivers,
-// and the customer's page reaches DELIVERED.
+// and the customer's page reaches DELIVERED. Then one order rejected by
+// the owner and one cancelled by the customer.
 
 import assert from 'node:assert/strict';
 import { demoLogin, finish, launch, log, order, proxy, pushDelay, shot, statusOf, until, watchOrder } from './lib.mjs';
@@ -90,6 +91,22 @@ await shot(courier, 'courier-delivered');
 assert.equal(await customer.evaluate(() => window.__sameDocument), true, 'the order page reloaded');
 assert.equal(await customer.locator('#timeline li.done').count(), 7);
 await shot(customer, 'customer-delivered-by-hand');
+
+// The owner rejects the next order: the customer's page says so, with
+// the kitchen's reason.
+const rejected = await order(customer, 'burger');
+await owner.locator(`[data-action="reject-${rejected}"]`).click();
+await watchOrder(customer, 'REJECTED', 15_000);
+await customer.locator('#order-notice').filter({ hasText: 'The kitchen cannot make it' }).waitFor();
+await shot(customer, 'customer-rejected');
+
+// And the customer cancels one before the kitchen decides.
+const cancelled = await order(customer, 'burger');
+await until('the cancel button', async () => customer.locator('#cancel-order').isVisible());
+await customer.locator('#cancel-order').click();
+await watchOrder(customer, 'CANCELLED', 15_000);
+await owner.locator(`.ticket[data-order="${cancelled}"][data-status="CANCELLED"]`).waitFor();
+await shot(owner, 'owner-tickets-after');
 
 line.close();
 await finish(s, 'kitchen');

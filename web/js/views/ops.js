@@ -42,6 +42,8 @@ export async function render(main) {
     } catch (e) {
       updated.textContent = `Cannot read the overview: ${e.title}${e.detail ? ` — ${e.detail}` : ''}`;
     }
+    // One loop only, however many polls ran at once (a button also polls).
+    clearTimeout(timer);
     if (!stopped) timer = setTimeout(poll, POLL_MS);
   }
 

@@ -52,7 +52,7 @@ export async function render(main, [id]) {
       h('dt', {}, 'Items'), h('dd', {}, order.items.map((i) => `${i.quantity} × ${i.name}`).join(', ')),
       h('dt', {}, 'Total'), h('dd', {}, `${money(order.total_cents)} (delivery ${money(order.delivery_fee_cents)})`),
       h('dt', {}, 'Payment'), h('dd', { id: 'payment-status' }, order.payment?.status || '—'),
-      h('dt', {}, 'Courier'), h('dd', { id: 'courier-status' }, d ? `${label(d.status)}${d.eta ? `, ETA ${clock(d.eta)}` : ''}` : 'not assigned yet'),
+      h('dt', {}, 'Courier'), h('dd', { id: 'courier-status' }, d ? `${label(d.status)}${d.eta ? `, ETA ${clock(d.eta)}` : ''}` : FINAL.includes(order.status) ? '—' : 'not assigned yet'),
       h('dt', {}, 'Deliver to'), h('dd', {}, `${order.delivery_address.line1}, ${order.delivery_address.city}`));
 
     const degraded = order.degraded || [];
@@ -69,7 +69,8 @@ export async function render(main, [id]) {
     map.set('home', d?.dropoff || order.delivery_address.location, { kind: 'home', label: 'You' });
     const courierAt = d && d.status !== 'DELIVERED' && d.status !== 'CANCELLED' ? d.courier_location : null;
     map.set('courier', courierAt, { kind: 'courier', label: 'Courier' });
-    map.route(order.status === 'PICKED_UP' ? ['courier', 'home'] : ['courier', 'restaurant', 'home']);
+    const ended = order.status === 'REJECTED' || order.status === 'CANCELLED';
+    map.route(ended ? [] : order.status === 'PICKED_UP' ? ['courier', 'home'] : ['courier', 'restaurant', 'home']);
   }
 
   update(order);

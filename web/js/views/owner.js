@@ -40,6 +40,8 @@ export async function render(main, [id], { go }) {
     } catch (e) {
       showProblem(e);
     }
+    // One loop only, however many polls ran at once (a button also polls).
+    clearTimeout(timer);
     if (!stopped) timer = setTimeout(poll, POLL_MS);
   }
   // The countdown ticks between polls.
