@@ -3,7 +3,7 @@
 
 import { get, idempotencyKey, post, session } from '../api.js';
 import { act, clock, field, h, label, money, mount, onSubmit } from '../dom.js';
-import { placePicker } from '../map.js';
+import { FeastMap, placePicker } from '../map.js';
 
 /** The documented test payment tokens (API.md). */
 export const PAYMENT_METHODS = [
@@ -17,6 +17,7 @@ export async function restaurants(main) {
   const cuisine = h('input', { type: 'text', name: 'cuisine', placeholder: 'any' });
   const list = h('ul', { class: 'cards', id: 'restaurant-list', 'aria-live': 'polite' });
   const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'More restaurants');
+  const map = new FeastMap({ label: 'Where the restaurants are' });
   let cursor = null;
 
   async function load(reset) {
@@ -25,8 +26,12 @@ export async function restaurants(main) {
     if (cuisine.value.trim()) params.set('cuisine', cuisine.value.trim());
     if (!reset && cursor) params.set('cursor', cursor);
     const page = await get(`/restaurants?${params}`);
-    if (reset) list.replaceChildren();
+    if (reset) {
+      list.replaceChildren();
+      for (const key of [...map.markers.keys()]) map.remove(key);
+    }
     for (const r of page.items) {
+      map.set(r.id, r.location, { kind: 'restaurant', label: r.name });
       list.append(h('li', { class: 'card restaurant' },
         h('h3', {}, h('a', { href: `#/restaurants/${r.id}` }, r.name)),
         h('p', {}, r.cuisine, ' · ', r.address),
@@ -41,7 +46,8 @@ export async function restaurants(main) {
   more.addEventListener('click', (e) => act(e.currentTarget, () => load(false)));
   const form = h('form', { class: 'search', role: 'search', onsubmit: onSubmit(() => load(true)) }, field('Search', q), field('Cuisine', cuisine), h('button', { type: 'submit' }, 'Search'));
 
-  mount(main, h('h1', {}, 'Restaurants'), form, list, more);
+  mount(main, h('h1', {}, 'Restaurants'), form,
+    h('div', { class: 'grid2 wide-first' }, h('div', {}, list, more), h('section', { 'aria-label': 'Map of the restaurants' }, map.el)));
   await load(true);
 }
 

@@ -19,6 +19,8 @@ const LAYOUT = {
   delivery: [700, 200],
   payments: [500, 360],
 };
+const NODE_W = 124;
+const NODE_H = 64;
 const ORDER_STATUSES = ['PENDING', 'PAYMENT_PENDING', 'AWAITING_RESTAURANT', 'CONFIRMED', 'COURIER_ASSIGNED', 'PICKED_UP', 'DELIVERED', 'REJECTED', 'CANCEL_PENDING', 'CANCELLED'];
 
 export async function render(main) {
@@ -123,13 +125,17 @@ function drawMap(map, overview, rates) {
     const len = Math.hypot(x2 - x1, y2 - y1) || 1;
     const cx = mx + (-(y2 - y1) / len) * bend;
     const cy = my + ((x2 - x1) / len) * bend;
-    // Stop short of the node's box.
-    const shorten = (px, py, qx, qy, by) => {
-      const l = Math.hypot(qx - px, qy - py) || 1;
-      return [qx - ((qx - px) / l) * by, qy - ((qy - py) / l) * by];
+    // Start and end on the edge of the nodes' boxes (the line from the
+    // curve's control point to the node's centre, cut where it enters).
+    const onBox = (px, py, qx, qy, gap) => {
+      const dx = qx - px;
+      const dy = qy - py;
+      const l = Math.hypot(dx, dy) || 1;
+      const inside = Math.min(NODE_W / 2 / (Math.abs(dx) / l || 1e-9), NODE_H / 2 / (Math.abs(dy) / l || 1e-9));
+      return [qx - (dx / l) * (inside + gap), qy - (dy / l) * (inside + gap)];
     };
-    const [sx, sy] = shorten(cx, cy, x1, y1, 34);
-    const [ex, ey] = shorten(cx, cy, x2, y2, 38);
+    const [sx, sy] = onBox(cx, cy, x1, y1, 2);
+    const [ex, ey] = onBox(cx, cy, x2, y2, 4);
     const down = status[e.from] === 'down' || status[e.to] === 'down';
     return svg('path', {
       class: `edge ${e.kind}${down ? ' broken' : ''}`,
@@ -142,7 +148,7 @@ function drawMap(map, overview, rates) {
     const [x, y] = LAYOUT[s.name];
     const r = rates[s.name];
     return svg('g', { class: `node ${s.status}`, 'data-service': s.name, 'data-status': s.status, transform: `translate(${x} ${y})` },
-      svg('rect', { x: -62, y: -32, width: 124, height: 64, rx: 10 }),
+      svg('rect', { x: -NODE_W / 2, y: -NODE_H / 2, width: NODE_W, height: NODE_H, rx: 10 }),
       svg('text', { class: 'node-name', y: -10 }, s.name),
       svg('text', { class: 'node-figure', y: 8 }, s.status === 'down' ? 'DOWN' : `${fmt(r?.rps)} req/s`),
       svg('text', { class: 'node-figure', y: 23 }, s.status === 'down' ? (s.detail || '') : `${r?.ms == null ? '—' : fmt(r.ms)} ms`));
@@ -186,11 +192,11 @@ function drawTable(table, overview, rates, control) {
           'aria-label': `${text} ${s.name}`,
           onclick: (e) => act(e.currentTarget, () => control(s.name, CONTROL[action])),
         }, text);
-        cells.push(h('td', { class: 'buttons' }, s.name === 'gateway'
+        cells.push(h('td', {}, h('div', { class: 'buttons nowrap' }, s.name === 'gateway'
           ? h('span', { class: 'muted small' }, 'serves this page')
           : s.status === 'down'
             ? button('start', 'Start', '')
-            : [button('kill', 'Kill', 'danger'), button('stop', 'Stop', 'secondary')]));
+            : [button('kill', 'Kill', 'danger'), button('stop', 'Stop', 'secondary')])));
       }
       return h('tr', { 'data-service': s.name }, cells);
     })));
