@@ -84,6 +84,23 @@ await shot(courier, 'courier-assigned');
 await watchOrder(customer, 'COURIER_ASSIGNED', 15_000);
 await pushDelay(courier.locator('#pickup-delivery'), customer, 'PICKED_UP', PUSH_LIMIT_MS);
 await courier.locator('#deliver-delivery').waitFor();
+
+// The courier rides: a click on their map and "Update my position"; the
+// customer's map shows the courier there within half a second.
+const courierMap = courier.locator('svg.map');
+const box = await courierMap.boundingBox();
+await courier.mouse.click(box.x + box.width * 0.55, box.y + box.height * 0.45);
+const lat = Number(await courier.getByLabel('Latitude').inputValue()).toFixed(5);
+const lng = Number(await courier.getByLabel('Longitude').inputValue()).toFixed(5);
+const moveStarted = Date.now();
+await courier.getByRole('button', { name: 'Update my position' }).click();
+await customer.waitForFunction(([la, ln]) => {
+  const m = document.querySelector('[data-marker="courier"]');
+  return m && m.dataset.lat === la && m.dataset.lng === ln;
+}, [lat, lng], { polling: 'raf', timeout: 15_000 });
+const moveMs = Date.now() - moveStarted;
+log(`pushed the courier's new position to the order page ${moveMs} ms after the click`);
+assert.ok(moveMs <= PUSH_LIMIT_MS, `the courier's move took ${moveMs} ms to reach the order page`);
 await shot(customer, 'customer-picked-up');
 await pushDelay(courier.locator('#deliver-delivery'), customer, 'DELIVERED', PUSH_LIMIT_MS);
 await courier.locator('#assignment').filter({ hasText: 'No delivery yet' }).waitFor();
