@@ -5,7 +5,8 @@
 // edits the menu and marks the order ready; a courier goes online next to
 // the restaurant, gets the assignment on the map, picks up and delivers,
 // and the customer's page reaches DELIVERED. Then one order rejected by
-// the owner and one cancelled by the customer.
+// the owner, one cancelled by the customer, and a new owner opening a
+// restaurant.
 
 import assert from 'node:assert/strict';
 import { demoLogin, finish, launch, log, order, proxy, pushDelay, shot, statusOf, until, watchOrder } from './lib.mjs';
@@ -124,6 +125,33 @@ await customer.locator('#cancel-order').click();
 await watchOrder(customer, 'CANCELLED', 15_000);
 await owner.locator(`.ticket[data-order="${cancelled}"][data-status="CANCELLED"]`).waitFor();
 await shot(owner, 'owner-tickets-after');
+
+// A new owner registers, opens a restaurant placed by a click on the map,
+// and adds a dish.
+const newcomer = await s.person('new owner');
+await newcomer.goto('/#/signin');
+const form = newcomer.locator('#register-form');
+await form.getByLabel('Name').fill('Nora Newcomer');
+await form.getByLabel('E-mail').fill(`nora-${Date.now()}@example.com`);
+await form.getByLabel(/Password/).fill('a good long password');
+await form.getByLabel('I am a').selectOption('restaurant_owner');
+await form.getByRole('button').click();
+await newcomer.waitForFunction(() => location.hash === '#/owner');
+await newcomer.getByLabel('Name').fill('Noodle Nook');
+await newcomer.getByLabel('Cuisine').fill('Noodles');
+await newcomer.getByLabel('Address').fill('Skalitzer Straße 1, Berlin');
+const newMap = newcomer.locator('svg.map');
+const at = await newMap.boundingBox();
+await newcomer.mouse.click(at.x + at.width * 0.4, at.y + at.height * 0.6);
+await newcomer.getByRole('button', { name: 'Open restaurant' }).click();
+await newcomer.getByRole('link', { name: 'Noodle Nook' }).waitFor();
+await newcomer.getByLabel('Name').fill('Dan dan noodles');
+await newcomer.getByLabel('Description').fill('Sesame, chili, pork');
+await newcomer.getByLabel('Price (€)').fill('9.50');
+await newcomer.getByLabel('Stock', { exact: true }).fill('12');
+await newcomer.getByRole('button', { name: 'Add dish' }).click();
+await newcomer.locator('#menu-editor tbody tr', { hasText: 'Dan dan noodles' }).waitFor();
+await shot(newcomer, 'new-owner-restaurant');
 
 line.close();
 await finish(s, 'kitchen');
