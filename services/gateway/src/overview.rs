@@ -133,8 +133,9 @@ pub(crate) async fn overview(State(state): State<AppState>) -> Json<Overview> {
             });
         }
     }
-    // The gateway follows the orders and delivery feeds for live pages
-    // (`live.rs`); it keeps no cursor, so it exports no lag.
+    // The gateway follows the orders and delivery events for live pages
+    // (`live.rs`, from the feeds or NATS); it keeps no cursor, so it
+    // exports no lag.
     for source in ["orders", "delivery"] {
         if known(&health, source) {
             edges.push(Edge {
