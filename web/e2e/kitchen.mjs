@@ -9,7 +9,7 @@
 // restaurant.
 
 import assert from 'node:assert/strict';
-import { demoLogin, finish, launch, log, order, proxy, pushDelay, shot, statusOf, until, watchOrder } from './lib.mjs';
+import { demoLogin, finish, launch, log, onAPhone, order, proxy, pushDelay, shot, statusOf, until, watchOrder } from './lib.mjs';
 
 const BURGER_WERK = { lat: 52.5075, lng: 13.4508 };
 // The promise: each status change on the page within half a second.
@@ -152,6 +152,9 @@ await newcomer.getByLabel('Stock', { exact: true }).fill('12');
 await newcomer.getByRole('button', { name: 'Add dish' }).click();
 await newcomer.locator('#menu-editor tbody tr', { hasText: 'Dan dan noodles' }).waitFor();
 await shot(newcomer, 'new-owner-restaurant');
+
+await onAPhone(s, { email: 'owner@feastfast.test', hash: '#/owner', ready: '#menu-editor', name: 'owner' });
+await onAPhone(s, { email: 'courier@feastfast.test', hash: '#/courier', ready: '#toggle-online', name: 'courier' });
 
 line.close();
 await finish(s, 'kitchen');

@@ -206,3 +206,19 @@ export async function proxy() {
     },
   };
 }
+
+/**
+ * Opens `hash` on a phone-sized screen (390 × 844), signed in as `email`
+ * (or not at all), waits for `ready`, saves a screenshot and fails if the
+ * page is wider than the screen.
+ */
+export async function onAPhone(session, { email = null, hash, ready, name }) {
+  const phone = await session.person(`phone ${name}`, { width: 390, height: 844 });
+  if (email) await demoLogin(phone, email);
+  await phone.goto(`/${hash}`);
+  await phone.locator(ready).first().waitFor();
+  await shot(phone, `phone-${name}`);
+  const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+  if (width > 390) throw new Error(`${hash} is ${width}px wide on a 390px screen`);
+  await phone.context().close();
+}

@@ -4,7 +4,7 @@
 // unavailable); ops starts delivery and the order gets a courier.
 
 import assert from 'node:assert/strict';
-import { demoLogin, finish, launch, log, order, shot, statusOf, until, watchOrder } from './lib.mjs';
+import { demoLogin, finish, launch, log, onAPhone, order, shot, statusOf, until, watchOrder } from './lib.mjs';
 
 const s = await launch();
 const ops = await s.person('ops');
@@ -48,5 +48,6 @@ log(`after delivery came back: ${reached}`);
 assert.equal(await customer.locator('#timeline li[data-step="COURIER_ASSIGNED"].done').count(), 1);
 await shot(customer, 'order-after-delivery-is-back');
 await shot(ops, 'ops-delivery-back');
+await onAPhone(s, { hash: '#/ops', ready: '#service-map [data-service="delivery"]', name: 'ops' });
 
 await finish(s, 'ops');

@@ -62,7 +62,7 @@ export async function render(main, [id], { go }) {
     h('h2', {}, r.name, ' ', h('span', { class: 'muted small' }, r.auto_accept ? 'accepts orders automatically' : 'accepts orders by hand')),
     h('div', { class: 'grid2' },
       h('section', { 'aria-labelledby': 'tickets-title' }, h('h3', { id: 'tickets-title' }, 'Kitchen tickets'), tickets),
-      h('section', { 'aria-labelledby': 'menu-title' }, h('h3', { id: 'menu-title' }, 'Menu'), menu, newItem(r, go))));
+      h('section', { 'aria-labelledby': 'menu-title' }, h('h3', { id: 'menu-title' }, 'Menu'), h('div', { class: 'scroll' }, menu), newItem(r, go))));
   await poll();
   return () => {
     stopped = true;
