@@ -100,16 +100,20 @@ export async function watchOrder(page, target, timeoutMs, onStatus = async () =>
   const seen = [];
   const positions = new Set();
   await until(`the order page to show ${target}`, async () => {
-    const status = await statusOf(page);
+    // One read of the page, so the courier cannot vanish between looks.
+    const { status, courier } = await page.evaluate(() => {
+      const m = document.querySelector('[data-marker="courier"]');
+      return {
+        status: document.querySelector('main')?.dataset.status,
+        courier: m ? `${m.dataset.lat},${m.dataset.lng}` : null,
+      };
+    });
     if (status && seen[seen.length - 1] !== status) {
       seen.push(status);
       log(`order page: ${status}`);
       await onStatus(status);
     }
-    const courier = page.locator('[data-marker="courier"]');
-    if (await courier.count()) {
-      positions.add(`${await courier.getAttribute('data-lat')},${await courier.getAttribute('data-lng')}`);
-    }
+    if (courier) positions.add(courier);
     return status === target;
   }, timeoutMs);
   return { seen, positions };
