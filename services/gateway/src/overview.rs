@@ -124,13 +124,18 @@ pub(crate) async fn overview(State(state): State<AppState>) -> Json<Overview> {
         })
         .collect();
     for (s, (_, f)) in health.iter().zip(&figures) {
+        // A replica consumes for its service: one edge per service.
+        let to = service_of(&state, &s.name);
         for source in f.iter().flat_map(|f| f.consumer_lag.keys()) {
-            edges.push(Edge {
+            let edge = Edge {
                 from: source.clone(),
-                to: s.name.clone(),
+                to: to.clone(),
                 kind: "event",
                 label: "events".to_owned(),
-            });
+            };
+            if !edges.contains(&edge) {
+                edges.push(edge);
+            }
         }
     }
     // The gateway follows the orders and delivery events for live pages
@@ -157,6 +162,17 @@ pub(crate) async fn overview(State(state): State<AppState>) -> Json<Overview> {
         edges,
         orders_by_status,
     })
+}
+
+/// The service an instance (`orders`, `orders-2`, …) belongs to.
+fn service_of(state: &AppState, instance: &str) -> String {
+    state
+        .config
+        .upstreams
+        .iter()
+        .find(|u| u.replicas().any(|(name, _)| name == instance))
+        .map_or(instance, |u| u.name)
+        .to_owned()
 }
 
 fn known(health: &[ServiceStatus], name: &str) -> bool {

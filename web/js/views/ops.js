@@ -19,6 +19,19 @@ const LAYOUT = {
   delivery: [700, 200],
   payments: [500, 360],
 };
+/**
+ * Where an instance sits: a service at its place, its replicas
+ * (`orders-2`, `orders-3`, …) stacked behind it like a deck of cards.
+ */
+function place(name) {
+  if (LAYOUT[name]) return LAYOUT[name];
+  const m = name.match(/^(.+)-(\d+)$/);
+  if (!m || !LAYOUT[m[1]]) return null;
+  const [x, y] = LAYOUT[m[1]];
+  const k = Number(m[2]) - 1;
+  return [x + 9 * k, y - 9 * k];
+}
+
 const NODE_W = 124;
 const NODE_H = 64;
 const ORDER_STATUSES = ['PENDING', 'PAYMENT_PENDING', 'AWAITING_RESTAURANT', 'CONFIRMED', 'COURIER_ASSIGNED', 'PICKED_UP', 'DELIVERED', 'REJECTED', 'CANCEL_PENDING', 'CANCELLED'];
@@ -144,8 +157,11 @@ function drawMap(map, overview, rates) {
       'data-edge': `${e.from}-${e.to}-${e.kind}`,
     }, svg('title', {}, `${e.from} → ${e.to}: ${e.kind === 'call' ? 'calls' : 'events'} (${e.label})`));
   });
-  const nodes = overview.services.filter((s) => LAYOUT[s.name]).map((s) => {
-    const [x, y] = LAYOUT[s.name];
+  // Replicas first, so each service's own node is drawn on top of them.
+  const instances = overview.services.filter((s) => place(s.name))
+    .sort((a, b) => Number(Boolean(LAYOUT[a.name])) - Number(Boolean(LAYOUT[b.name])));
+  const nodes = instances.map((s) => {
+    const [x, y] = place(s.name);
     const r = rates[s.name];
     return svg('g', { class: `node ${s.status}`, 'data-service': s.name, 'data-status': s.status, transform: `translate(${x} ${y})` },
       svg('rect', { x: -NODE_W / 2, y: -NODE_H / 2, width: NODE_W, height: NODE_H, rx: 10 }),

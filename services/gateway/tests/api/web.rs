@@ -97,7 +97,8 @@ async fn the_overview_reads_real_figures_and_says_what_it_cannot_read() {
         json!({"CONFIRMED": 2, "DELIVERED": 5}),
     )
     .await;
-    let (api, _gateway) = gateway_with(&p, &[("orders", &orders)]).await;
+    // Two replicas of orders: each instance is a row of its own.
+    let (api, _gateway) = gateway_with(&p, &[("orders", &format!("{orders},{orders}"))]).await;
 
     let r = api.get("/ops/overview", None).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -131,6 +132,8 @@ async fn the_overview_reads_real_figures_and_says_what_it_cannot_read() {
     );
     // The stand-in orders service has no /metrics: no figures, not zeros.
     assert_eq!(service("orders")["metrics"], Value::Null, "{o:#}");
+    assert_eq!(service("orders-2")["url"], orders.as_str(), "{o:#}");
+    assert_eq!(service("orders-2")["metrics"], Value::Null, "{o:#}");
     let edges = o["edges"].as_array().expect("edges");
     assert!(
         edges
