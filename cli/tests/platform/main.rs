@@ -1,6 +1,7 @@
 //! Whole-platform tests: `feastfast up` as a real process tree on free
 //! ports, driven through the gateway like a user would.
 
+mod browser;
 mod harness;
 mod lifecycle;
 mod orders;

@@ -1,5 +1,6 @@
 //! The gateway's settings: where each upstream service is.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use platform::client::Endpoints;
@@ -61,6 +62,9 @@ pub struct Config {
     /// Where the order and delivery events come from for live pages
     /// (`NATS_URL`; unset: the producers' feeds).
     pub events: platform::config::EventsConfig,
+    /// Serve the web UI from this directory instead of the copy compiled
+    /// into the binary (`FEASTFAST_WEB_DIR`), to edit it without rebuilding.
+    pub web_dir: Option<PathBuf>,
 }
 
 /// The services behind the gateway, in display order.
@@ -87,6 +91,7 @@ impl Config {
         }
         let service_secret = env.string("SERVICE_SECRET", platform::config::DEV_SERVICE_SECRET);
         let events = platform::config::EventsConfig::from_env(&mut env);
+        let web_dir = env.raw("FEASTFAST_WEB_DIR").map(PathBuf::from);
         env.finish()?;
         Ok(Self {
             http,
@@ -97,6 +102,7 @@ impl Config {
             connect_timeout: Duration::from_millis(300),
             service_secret,
             events,
+            web_dir,
         })
     }
 }

@@ -5,7 +5,8 @@
 //! request (verifying it itself against the users service's cached keys),
 //! passes the caller's token on, and turns an upstream that cannot answer
 //! into a fast problem+json 503 naming that service. It also serves the
-//! operations API (`/api/v1/ops/...`) and the merged public OpenAPI document.
+//! operations API (`/api/v1/ops/...`), the merged public OpenAPI document,
+//! and the web UI (`web.rs`).
 //!
 //! Architecture invariant: the gateway holds no business rules; the service
 //! behind a route decides. The route table in `routes.rs` is the single
@@ -16,7 +17,9 @@ mod config;
 mod forward;
 mod live;
 mod ops;
+mod overview;
 mod routes;
+mod web;
 
 use std::sync::Arc;
 
@@ -107,7 +110,9 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 
 /// The gateway's routes, without the server's standard endpoints.
 pub fn router(state: AppState) -> axum::Router {
+    let web = web::routes(state.config.web_dir.clone());
     routes::public_routes()
         .merge(ops::routes())
+        .merge(web)
         .with_state(state)
 }

@@ -20,19 +20,22 @@ use platform::{ApiError, ApiResult, Json, Path, Query};
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/ops/services", get(services))
+        .route("/api/v1/ops/overview", get(crate::overview::overview))
         .route("/api/v1/ops/services/{name}/stop", post(stop))
         .route("/api/v1/ops/services/{name}/start", post(start))
         .route("/api/v1/openapi.json", get(public_openapi))
-        .route("/", get(index))
         .route("/api/v1", get(index))
 }
 
-/// Where to go from the gateway's root: a person opening the URL, or a
-/// client discovering the API, finds its way from here.
-async fn index() -> Json<Value> {
+/// Where to go from the API's root: a client discovering the API finds its
+/// way from here (a person opening the gateway's `/` gets the web UI).
+/// `local_run` says whether this is a local `feastfast up` run (process
+/// control on, demo logins offered by the UI).
+async fn index(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "name": "FeastFast",
         "version": env!("CARGO_PKG_VERSION"),
+        "local_run": state.config.control_url.is_some(),
         "links": {
             "api": PREFIX,
             "openapi": "/api/v1/openapi.json",
@@ -43,7 +46,7 @@ async fn index() -> Json<Value> {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(services, stop, start, public_openapi))]
+#[openapi(paths(services, stop, start, public_openapi, crate::overview::overview))]
 struct ApiDoc;
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
@@ -55,7 +58,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Every service's health, version and probe latency.
 #[utoipa::path(get, path = "/api/v1/ops/services",
     responses((status = 200, body = Vec<ServiceStatus>)))]
-async fn services(State(state): State<AppState>) -> Json<Vec<ServiceStatus>> {
+pub(crate) async fn services(State(state): State<AppState>) -> Json<Vec<ServiceStatus>> {
     let probes = state.config.upstreams.iter().flat_map(|u| {
         u.replicas()
             .map(|(name, url)| probe(&state, name, url.to_owned()))

@@ -18,6 +18,7 @@ pub mod domain;
 mod events;
 mod orchestrator;
 mod routes;
+mod stats;
 mod store;
 
 use std::sync::Arc;
@@ -153,10 +154,12 @@ pub async fn build_with(
             tasks,
         }),
     };
+    let mut openapi = ApiDoc::openapi();
+    openapi.merge(stats::StatsDoc::openapi());
     let service = Service::new(
         "orders",
         router(state).merge(dead_letters).layer(Extension(verifier)),
-        ApiDoc::openapi(),
+        openapi,
     )
     .with_db(db);
     Ok(Server::bind(&config.service.http, service).await?)
@@ -166,5 +169,8 @@ pub async fn build_with(
 /// `Verifier` extension.
 pub fn router(state: AppState) -> axum::Router {
     let feed = platform::events::feed::router(state.outbox.clone());
-    routes::router().with_state(state).merge(feed)
+    routes::router()
+        .merge(stats::router())
+        .with_state(state)
+        .merge(feed)
 }

@@ -118,6 +118,7 @@ pub(crate) fn gateway_config(
         service_secret: platform::testing::TEST_SERVICE_SECRET.to_owned(),
         // No orders or delivery behind this gateway: no events to follow.
         events: platform::config::EventsConfig::Feed,
+        web_dir: None,
     }
 }
 

@@ -5,3 +5,4 @@ mod catalog;
 mod helpers;
 mod identity;
 mod ops;
+mod web;

@@ -130,16 +130,17 @@ async fn the_public_openapi_merges_every_services_routes() {
 async fn the_root_points_the_way() {
     let p = TestPlatform::spawn().await;
     let r = platform::testing::Api::new(&p.gateway.url)
-        .get("/", None)
+        .get("/api/v1", None)
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let index: Value = r.json().await.expect("json");
+    assert_eq!(index["local_run"], false);
     assert_eq!(index["links"]["openapi"], "/api/v1/openapi.json");
     assert_eq!(index["links"]["services"], "/api/v1/ops/services");
 }
 
 /// A stand-in service answering fixed JSON on one path.
-async fn fake(path: &'static str, status: u16, body: Value) -> String {
+pub(crate) async fn fake(path: &'static str, status: u16, body: Value) -> String {
     let app = Router::new().route(
         path,
         axum::routing::get(move || {

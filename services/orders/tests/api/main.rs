@@ -5,4 +5,5 @@
 mod helpers;
 mod placing;
 mod recovery;
+mod stats;
 mod unhappy;

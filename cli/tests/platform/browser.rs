@@ -1,0 +1,144 @@
+//! Browser tests: the web UI in headless Debian chromium, driven by
+//! `playwright-core` (the scenarios in `web/e2e/*.mjs`), against a whole
+//! platform. Each scenario fails on any console error or page error, and
+//! saves a screenshot of each view under `<target dir>/screenshots/`.
+//!
+//! Without node, `web/e2e/node_modules` or chromium the tests skip with a
+//! printed reason, unless `CI` is set: then they fail (`.ci/run` installs
+//! what is missing).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Platform, free_base_port};
+
+/// How long one scenario may take before it is killed.
+const SCENARIO_LIMIT: Duration = Duration::from_secs(240);
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/e2e")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// Where the screenshots go: `screenshots/` in the build output.
+fn screenshot_dir() -> PathBuf {
+    let exe = Path::new(env!("CARGO_BIN_EXE_feastfast"));
+    exe.parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| Path::new("."))
+        .join("screenshots")
+}
+
+/// Why the browser tests cannot run on this machine, if they cannot.
+fn missing() -> Option<String> {
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node {
+        return Some("node is not installed".to_owned());
+    }
+    if !e2e_dir().join("node_modules/playwright-core").is_dir() {
+        return Some("web/e2e/node_modules is missing (run `npm ci` in web/e2e)".to_owned());
+    }
+    let browser = chromium();
+    if !browser.exists() {
+        return Some(format!(
+            "{} is missing (apt-get install chromium)",
+            browser.display()
+        ));
+    }
+    None
+}
+
+/// Whether to run; in CI a missing tool is a failure, not a skip.
+fn can_run() -> bool {
+    match missing() {
+        None => true,
+        Some(why) if std::env::var_os("CI").is_some() => {
+            panic!("the browser tests must run in CI, but {why}")
+        }
+        Some(why) => {
+            eprintln!("skipping the browser test: {why}");
+            false
+        }
+    }
+}
+
+/// Runs `web/e2e/<scenario>.mjs` against the platform; panics with its
+/// output unless it exits 0.
+fn scenario(p: &Platform, name: &str, scratch: &Path) {
+    let base = p.api.url("").trim_end_matches("/api/v1").to_owned();
+    let log = scratch.join(format!("{name}.log"));
+    let out = std::fs::File::create(&log).expect("creates the log");
+    let err = out.try_clone().expect("clones the log handle");
+    let started = Instant::now();
+    let mut child = Command::new("node")
+        .arg(format!("{name}.mjs"))
+        .current_dir(e2e_dir())
+        .env("FEASTFAST_URL", &base)
+        .env("SCREENSHOT_DIR", screenshot_dir())
+        .env("CHROMIUM", chromium())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("runs node");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waits for node") {
+            break Some(status);
+        }
+        if started.elapsed() > SCENARIO_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    match status {
+        Some(s) if s.success() => {
+            println!(
+                "{name} passed in {:.1} s:\n{output}",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Some(s) => panic!(
+            "browser scenario {name} failed ({s}):\n{output}\nplatform output:\n{}",
+            p.output.lock().expect("lock").join("\n")
+        ),
+        None => panic!("browser scenario {name} took longer than {SCENARIO_LIMIT:?}:\n{output}"),
+    }
+}
+
+#[test]
+fn in_a_browser_a_customer_watches_an_order_arrive_and_ops_breaks_delivery() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Fast enough to keep the test short, slow enough for the courier to
+    // be seen moving on the map.
+    let p = Platform::start_with(
+        dir.path(),
+        free_base_port(),
+        &["--sim-speed", "50", "--prep-secs", "30"],
+    );
+    scenario(&p, "customer", dir.path());
+    scenario(&p, "ops", dir.path());
+}
+
+#[test]
+fn in_a_browser_an_owner_accepts_and_a_courier_delivers() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No simulators: the owner and the courier are the test's own hands.
+    let p = Platform::start(dir.path(), free_base_port());
+    scenario(&p, "kitchen", dir.path());
+}

@@ -1,0 +1,53 @@
+// Fault isolation from the ops view: the live service map shows every
+// service up; ops kills delivery and the map shows it down; a customer's
+// new order still reaches CONFIRMED (its page saying the courier part is
+// unavailable); ops starts delivery and the order gets a courier.
+
+import assert from 'node:assert/strict';
+import { demoLogin, finish, launch, log, onAPhone, order, shot, statusOf, until, watchOrder } from './lib.mjs';
+
+const s = await launch();
+const ops = await s.person('ops');
+const customer = await s.person('customer');
+
+await ops.goto('/#/ops');
+const node = (name) => ops.locator(`#service-map [data-service="${name}"]`);
+for (const name of ['gateway', 'users', 'restaurants', 'orders', 'payments', 'delivery']) {
+  await until(`${name} to be up on the map`, async () => (await node(name).getAttribute('data-status')) === 'up');
+}
+// Two readings make rates; the orders' counts are there.
+await until('request rates on the map', async () =>
+  /^\d+\.\d req\/s$/.test(await node('gateway').locator('.node-figure').first().textContent()));
+await ops.locator('#order-counts [data-status="DELIVERED"]').waitFor();
+const edges = await ops.locator('#service-map path.edge').count();
+assert.ok(edges >= 8, `the map shows only ${edges} edges`);
+await shot(ops, 'ops');
+
+await ops.locator('[data-control="kill-delivery"]').click();
+await until('delivery to be down on the map', async () => (await node('delivery').getAttribute('data-status')) === 'down');
+await ops.locator('[data-control="start-delivery"]').waitFor();
+await shot(ops, 'ops-delivery-killed');
+
+await demoLogin(customer, 'customer@feastfast.test');
+const id = await order(customer, 'sakura');
+log(`placed order ${id} with delivery down`);
+await watchOrder(customer, 'CONFIRMED', 20_000);
+await customer.locator('#degraded').waitFor();
+await shot(customer, 'order-while-delivery-is-down');
+// No courier while delivery is down.
+await new Promise((r) => setTimeout(r, 1500));
+assert.equal(await statusOf(customer), 'CONFIRMED');
+
+await ops.locator('[data-control="start-delivery"]').click();
+await until('delivery to be up again', async () => (await node('delivery').getAttribute('data-status')) === 'up');
+const reached = await until('the order to get a courier', async () => {
+  const status = await statusOf(customer);
+  return ['COURIER_ASSIGNED', 'PICKED_UP', 'DELIVERED'].includes(status) && status;
+}, 30_000);
+log(`after delivery came back: ${reached}`);
+assert.equal(await customer.locator('#timeline li[data-step="COURIER_ASSIGNED"].done').count(), 1);
+await shot(customer, 'order-after-delivery-is-back');
+await shot(ops, 'ops-delivery-back');
+await onAPhone(s, { hash: '#/ops', ready: '#service-map [data-service="delivery"]', name: 'ops' });
+
+await finish(s, 'ops');
