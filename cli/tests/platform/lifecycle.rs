@@ -260,23 +260,38 @@ async fn dead_letters_are_listed_and_redriven_from_the_command_line() {
     // The outbox and its consumers are observable: depth, age of the oldest
     // unpublished event, consumer lag and parked dead letters, per service.
     for (service, offset, source) in [("orders", 3, "restaurants"), ("delivery", 5, "orders")] {
-        let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", port + offset))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        for series in [
+        let url = format!("http://127.0.0.1:{}/metrics", port + offset);
+        let series = [
             "outbox_unpublished ".to_owned(),
             "outbox_oldest_unpublished_seconds ".to_owned(),
-            format!("consumer_lag_events{{source=\"{source}\"}} 0"),
+            format!("consumer_lag_events{{source=\"{source}\"}} "),
             format!("events_dead_letters_parked{{source=\"{source}\"}} 0"),
-        ] {
-            assert!(
-                metrics.lines().any(|l| l.starts_with(&series)),
-                "{service} exports {series}:\n{metrics}"
-            );
+        ];
+        let exported = |metrics: &str| {
+            series
+                .iter()
+                .all(|s| metrics.lines().any(|l| l.starts_with(s.as_str())))
+        };
+        // Soon after the start: a JetStream consumer first creates its
+        // durable consumer (seen to take up to one long poll, 10 s, on a
+        // busy machine).
+        let mut metrics = String::new();
+        for _ in 0..200 {
+            metrics = reqwest::get(&url)
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            if exported(&metrics) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        assert!(
+            exported(&metrics),
+            "{service} exports {series:?}:\n{metrics}"
+        );
     }
     // A service that consumes nothing has no dead-letter API: a clear error.
     let nothing = run("list-dead", "users", 1);

@@ -190,7 +190,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
     }
 
     /// Exports how many of this source's events are parked right now.
-    async fn count_parked(&self) {
+    pub(super) async fn count_parked(&self) {
         let parked: Result<i64, _> = sqlx::query_scalar(
             "SELECT COUNT(*) FROM dead_letters WHERE source = $1 AND redriven_at IS NULL",
         )
@@ -209,6 +209,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
     }
 
     async fn run(&self) {
+        self.count_parked().await;
         let mut backoff = self.config.first_backoff;
         // The first page without waiting: the lag is known (and exported)
         // from the start, not only after the first long poll.

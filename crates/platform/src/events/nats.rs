@@ -256,6 +256,7 @@ impl<H: Handler, S: super::transport::Source> Consumer<H, S> {
     /// Consumes the source's stream through this service's durable
     /// consumer, forever: re-creating the consumer after a failure.
     pub(crate) async fn run_jetstream(&self, nats: &Nats) {
+        self.count_parked().await;
         let mut backoff = self.config.first_backoff;
         loop {
             let result = async {
