@@ -1,0 +1,82 @@
+//! The CI smoke load: `feastfast load` (the built binary) through a whole
+//! platform with its simulators, every operation of the mix, zero errors.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{Platform, free_base_port};
+
+#[tokio::test]
+async fn a_smoke_load_runs_every_operation_through_the_platform_without_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Platform::start_with(
+        &dir.path().join("data"),
+        free_base_port(),
+        &["--sim-speed", "100"],
+    );
+    let gateway = p.api.url("").trim_end_matches("/api/v1").to_owned();
+    let report_path = dir.path().join("load.json");
+
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_feastfast"))
+        .args([
+            "load",
+            "--gateway",
+            &gateway,
+            "--rate",
+            "50",
+            "--duration",
+            "15s",
+        ])
+        .args([
+            "--mix",
+            "browse=55,search=10,track=25,order=10",
+            "--customers",
+            "4",
+        ])
+        .arg("--json")
+        .arg(&report_path)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the load ends by itself")
+        .expect("runs feastfast load");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "feastfast load failed:\n{stdout}\n{stderr}"
+    );
+
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&report_path).expect("the JSON report"))
+            .expect("json");
+    let step = &report["steps"][0];
+    assert_eq!(step["scheduled"], 750, "{step:#}");
+    assert_eq!(step["sent"], 750, "{step:#}");
+    assert_eq!(step["errors"], 0, "{step:#}");
+    for op in ["browse", "search", "track", "order"] {
+        let s = &step["operations"][op];
+        assert!(
+            s["count"].as_u64().is_some_and(|n| n > 0),
+            "{op} never ran: {step:#}"
+        );
+        assert_eq!(s["errors"], 0, "{op}: {step:#}");
+        assert!(
+            s["latency_ms"]["p99"].as_f64().is_some_and(|p| p > 0.0),
+            "{op}: {s:#}"
+        );
+    }
+    // Orders go to auto-accepting restaurants with unlimited items, so
+    // none is rejected.
+    let outcomes = step["operations"]["order"]["outcomes"]
+        .as_object()
+        .expect("order outcomes");
+    assert!(!outcomes.contains_key("REJECTED"), "{outcomes:?}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("all ")),
+        "the summary table is printed"
+    );
+}
