@@ -11,6 +11,7 @@
 //! `feastfast up` qualify (all but Burger Werk, which accepts by hand);
 //! its simulators then cook and deliver the orders.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -66,6 +67,10 @@ pub(crate) struct FeastFast {
     customers: Vec<Customer>,
     /// Makes idempotency keys unique across runs with the same customers.
     run_id: String,
+    /// Numbers this run's orders: `n` restarts with every `--find-max`
+    /// step, and a repeated key would replay an earlier order instead of
+    /// placing one.
+    orders_placed: AtomicU64,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -160,6 +165,7 @@ impl FeastFast {
             order_bodies,
             customers,
             run_id: run_id(),
+            orders_placed: AtomicU64::new(0),
         };
         if mix.has(Op::Track) {
             target.give_every_customer_an_order().await?;
@@ -273,12 +279,13 @@ impl FeastFast {
         let round = n / self.customers.len() as u64;
         let body = self.order_bodies[pick(round, self.order_bodies.len())].clone();
         let url = format!("{}/orders", self.api);
+        let key = self.orders_placed.fetch_add(1, Ordering::Relaxed);
         let sent = self
             .client
             .post(&url)
             .header(AUTHORIZATION, self.auth(c))
             .header(CONTENT_TYPE, "application/json")
-            .header("idempotency-key", format!("{}-{n}", self.run_id))
+            .header("idempotency-key", format!("{}-{key}", self.run_id))
             .body(body)
             .send()
             .await;

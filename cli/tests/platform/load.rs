@@ -79,4 +79,42 @@ async fn a_smoke_load_runs_every_operation_through_the_platform_without_errors()
         stdout.lines().any(|l| l.starts_with("all ")),
         "the summary table is printed"
     );
+
+    // Every order operation placed a new order (no idempotency key was
+    // reused, which would replay an earlier one): the customers own those
+    // plus the one each got before the clock started, to track.
+    let placed = step["operations"]["order"]["count"]
+        .as_u64()
+        .expect("count");
+    let mut owned = 0;
+    for i in 0..4 {
+        let token = p
+            .login(&format!("load{i}@load.feastfast.test"), "load-generator")
+            .await;
+        owned += count_orders(&p, &token).await;
+    }
+    assert_eq!(owned, placed + 4);
+}
+
+async fn count_orders(p: &Platform, token: &str) -> u64 {
+    let mut count = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/orders?limit=100&cursor={c}"),
+            None => "/orders?limit=100".to_owned(),
+        };
+        let page: Value = p
+            .api
+            .get(&path, Some(token))
+            .await
+            .json()
+            .await
+            .expect("json");
+        count += page["items"].as_array().expect("items").len() as u64;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return count,
+        }
+    }
 }
