@@ -9,6 +9,7 @@
 //! more than `max_in_flight` requests are outstanding, a due request is
 //! counted as dropped (an error) instead of waiting for a free slot.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -89,14 +90,13 @@ pub(crate) async fn run<T: Target>(
     let mut per_op = [0u64; Op::ALL.len()];
     let mut in_flight: JoinSet<()> = JoinSet::new();
     // Which operation each in-flight task runs, to name the unfinished.
-    let mut tasks: std::collections::HashMap<tokio::task::Id, Op> =
-        std::collections::HashMap::new();
+    let mut tasks: HashMap<tokio::task::Id, Op> = HashMap::new();
     let mut sent = 0u64;
     let mut max_lag = Duration::ZERO;
     let tick = Duration::from_secs(1);
 
     let start = Instant::now();
-    let mut next_progress = start + tick;
+    let mut last_progress = start;
     for i in 0..total {
         let due = start + schedule.offset(i);
         let now = Instant::now();
@@ -107,14 +107,13 @@ pub(crate) async fn run<T: Target>(
             tokio::time::sleep_until(due).await;
         }
         while let Some(done) = in_flight.try_join_next_with_id() {
-            if let Ok((id, ())) = done {
-                tasks.remove(&id);
-            }
+            reap(done, &mut tasks, &recorder);
         }
         let now = Instant::now();
-        if now >= next_progress {
-            next_progress = now + tick;
-            progress(live(&recorder, start, plan, in_flight.len(), tick));
+        if now >= last_progress + tick {
+            let since = now - last_progress;
+            last_progress = now;
+            progress(live(&recorder, start, plan, in_flight.len(), since));
         }
         let op = pattern[usize::try_from(i % pattern.len() as u64).unwrap_or(0)];
         let n = per_op[op.index()];
@@ -138,9 +137,7 @@ pub(crate) async fn run<T: Target>(
 
     let drained = tokio::time::timeout(plan.drain, async {
         while let Some(done) = in_flight.join_next_with_id().await {
-            if let Ok((id, ())) = done {
-                tasks.remove(&id);
-            }
+            reap(done, &mut tasks, &recorder);
         }
     })
     .await;
@@ -168,19 +165,38 @@ pub(crate) async fn run<T: Target>(
     }
 }
 
+/// Forgets a finished task; one that panicked is counted as unfinished
+/// (it never recorded its outcome).
+fn reap(
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    tasks: &mut HashMap<tokio::task::Id, Op>,
+    recorder: &Mutex<Recorder>,
+) {
+    match done {
+        Ok((id, ())) => {
+            tasks.remove(&id);
+        }
+        Err(e) => {
+            if let Some(op) = tasks.remove(&e.id()) {
+                lock(recorder).unfinished(op, 1);
+            }
+        }
+    }
+}
+
 fn live(
     recorder: &Mutex<Recorder>,
     start: Instant,
     plan: &Plan,
     in_flight: usize,
-    tick: Duration,
+    since: Duration,
 ) -> Live {
     let mut r = lock(recorder);
     let window = r.take_window();
     Live {
         elapsed: start.elapsed(),
         duration: plan.duration,
-        rate: window.completed as f64 / tick.as_secs_f64(),
+        rate: window.completed as f64 / since.as_secs_f64(),
         window,
         p99_so_far: r.p99(),
         errors: r.errors(),
