@@ -1,7 +1,7 @@
 //! The CI smoke load: `feastfast load` (the built binary) through a whole
 //! platform with its simulators, every operation of the mix, zero errors;
 //! on SQLite files, and in production mode (PostgreSQL + NATS) in CI's
-//! production pass.
+//! production pass, where the harness starts every platform that way.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,43 +17,6 @@ async fn a_smoke_load_runs_every_operation_through_the_platform_without_errors()
         &dir.path().join("data"),
         free_base_port(),
         &["--sim-speed", "100"],
-    );
-    smoke_load(&p, dir.path()).await;
-}
-
-/// The same smoke load in production mode. Runs when
-/// FEASTFAST_TEST_POSTGRES and FEASTFAST_TEST_NATS name servers (CI's
-/// production pass); skipped, saying so, otherwise.
-#[tokio::test]
-async fn on_postgres_and_nats_a_smoke_load_runs_every_operation_without_errors() {
-    let (Ok(server), Ok(nats_url)) = (
-        std::env::var(platform::testing::TEST_POSTGRES_ENV),
-        std::env::var(platform::testing::TEST_NATS_ENV),
-    ) else {
-        println!(
-            "skipped: set {} and {} to run it",
-            platform::testing::TEST_POSTGRES_ENV,
-            platform::testing::TEST_NATS_ENV
-        );
-        return;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let prefix = format!("fftest_load{}", std::process::id());
-    let p = Platform::start_with(
-        &dir.path().join("data"),
-        free_base_port(),
-        &[
-            "--sim-speed",
-            "100",
-            "--postgres",
-            &server,
-            "--database-prefix",
-            &prefix,
-            "--nats",
-            &nats_url,
-            "--nats-prefix",
-            &prefix,
-        ],
     );
     smoke_load(&p, dir.path()).await;
 }
