@@ -1,6 +1,8 @@
-//! `feastfast`: run the whole platform (`up`) or one service (`serve`).
+//! `feastfast`: run the whole platform (`up`) or one service (`serve`), and
+//! load it (`load`).
 
 mod control;
+mod load;
 mod outbox;
 mod seed;
 mod serve;
@@ -36,6 +38,9 @@ enum Command {
     /// Dead letters: list and redrive the events a service parked.
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Loads a running platform through its gateway at a fixed rate
+    /// (open loop) and reports latency percentiles per operation.
+    Load(load::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
             Command::Up(args) => up::run(args).await,
             Command::Serve { service } => serve::run(service).await,
             Command::Outbox(command) => outbox::run(command).await,
+            Command::Load(args) => load::run(args).await,
         }
     });
     match result {

@@ -4,5 +4,6 @@
 mod browser;
 mod harness;
 mod lifecycle;
+mod load;
 mod orders;
 mod replicas;
