@@ -19,14 +19,19 @@ pub(crate) struct Platform {
     pub(crate) api: Api,
 }
 
+/// The PostgreSQL and NATS servers of CI's production pass, when set
+/// (FEASTFAST_TEST_POSTGRES, FEASTFAST_TEST_NATS).
+pub(crate) fn production_servers() -> Option<(String, String)> {
+    let postgres = std::env::var(platform::testing::TEST_POSTGRES_ENV).ok()?;
+    let nats = std::env::var(platform::testing::TEST_NATS_ENV).ok()?;
+    Some((postgres, nats))
+}
+
 /// In CI's production pass (FEASTFAST_TEST_POSTGRES and FEASTFAST_TEST_NATS
 /// set), every platform runs on PostgreSQL and NATS, with databases and
 /// streams of its own; a test that chose its storage itself keeps it.
 fn production_mode(data_dir: &Path, args: &[&str]) -> Vec<String> {
-    let (Ok(postgres), Ok(nats)) = (
-        std::env::var(platform::testing::TEST_POSTGRES_ENV),
-        std::env::var(platform::testing::TEST_NATS_ENV),
-    ) else {
+    let Some((postgres, nats)) = production_servers() else {
         return Vec::new();
     };
     if args.contains(&"--postgres") || args.contains(&"--nats") {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Platform, SERVICE_SECRET, free_base_port};
+use crate::harness::{Platform, SERVICE_SECRET, free_base_port, production_servers};
 
 const BERLIN_HOME: (f64, f64) = (52.5219, 13.4132);
 
@@ -468,10 +468,7 @@ async fn sagas_cut_off_by_a_killed_orders_service_finish_once_it_returns() {
 /// so, otherwise.
 #[tokio::test]
 async fn on_postgres_and_nats_each_service_has_its_database_and_stream_and_orders_arrive() {
-    let (Ok(server), Ok(nats_url)) = (
-        std::env::var(platform::testing::TEST_POSTGRES_ENV),
-        std::env::var(platform::testing::TEST_NATS_ENV),
-    ) else {
+    let Some((server, nats_url)) = production_servers() else {
         println!(
             "skipped: set {} and {} to run it",
             platform::testing::TEST_POSTGRES_ENV,

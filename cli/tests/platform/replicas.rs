@@ -10,7 +10,7 @@ use platform::testing::Api;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Platform, free_base_port};
+use crate::harness::{Platform, free_base_port, production_servers};
 use crate::orders::{body, restaurant};
 
 const ORDERS: usize = 500;
@@ -64,10 +64,7 @@ async fn place_until_answered(api: Api, token: String, key: String, order: Value
 
 #[tokio::test]
 async fn on_postgres_replicas_share_the_work_and_a_killed_one_loses_nothing() {
-    let (Ok(server), Ok(nats_url)) = (
-        std::env::var(platform::testing::TEST_POSTGRES_ENV),
-        std::env::var(platform::testing::TEST_NATS_ENV),
-    ) else {
+    let Some((server, nats_url)) = production_servers() else {
         println!(
             "skipped: set {} and {} to run it",
             platform::testing::TEST_POSTGRES_ENV,
