@@ -193,13 +193,64 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::internal(e)
+        match e {
+            // Every connection busy for the pool's whole wait: the service
+            // is overloaded, not broken; the caller may try again shortly.
+            sqlx::Error::PoolTimedOut => Self::overloaded(),
+            e => Self::internal(e),
+        }
     }
 }
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        Self::internal(e)
+        match e.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::PoolTimedOut) => Self::overloaded(),
+            _ => Self::internal(e),
+        }
+    }
+}
+
+impl ApiError {
+    /// A 503 with `Retry-After` for a service that has more work than it
+    /// can take right now.
+    pub fn overloaded() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the service is overloaded: no database connection came free in time; retry shortly",
+        )
+        .with_header(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod overload_tests {
+    use axum::response::IntoResponse;
+
+    use super::ApiError;
+
+    #[test]
+    fn a_pool_that_timed_out_is_a_503_to_retry_not_a_500() {
+        for error in [
+            ApiError::from(sqlx::Error::PoolTimedOut),
+            ApiError::from(anyhow::Error::from(sqlx::Error::PoolTimedOut).context("placing")),
+        ] {
+            let response = error.into_response();
+            assert_eq!(
+                response.status(),
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            );
+            assert_eq!(response.headers()["retry-after"], "1");
+        }
+        let other = ApiError::from(sqlx::Error::RowNotFound).into_response();
+        assert_eq!(
+            other.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }
 
