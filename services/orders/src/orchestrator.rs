@@ -86,6 +86,11 @@ pub(crate) struct Orchestrator {
     /// This process's name in the saga leases (replicas share the
     /// database, so a lease says which of them drives an order).
     me: String,
+    /// Whether sagas are leased in the database: on PostgreSQL, where
+    /// replicas share it. A SQLite file has one process (`--replicas`
+    /// needs `--postgres`), so there the in-process claim is the whole
+    /// lease and the two extra writes per drive are saved.
+    leases: bool,
 }
 
 /// How long a saga's lease lasts without renewal: the longest another
@@ -131,6 +136,7 @@ impl Orchestrator {
         tokens: ServiceTokens,
         participants: Participants,
     ) -> Self {
+        let leases = platform::db::Backend::of(&db) == platform::db::Backend::Postgres;
         Self {
             db,
             outbox,
@@ -139,6 +145,7 @@ impl Orchestrator {
             participants,
             driving: Mutex::new(HashSet::new()),
             me: uuid::Uuid::now_v7().to_string(),
+            leases,
         }
     }
 
@@ -215,6 +222,12 @@ impl Orchestrator {
             return;
         };
         // Across replicas: the lease in the order's row.
+        if !self.leases {
+            if let Err(e) = self.drive_claimed(id, deadline).await {
+                tracing::debug!(order_id = %id, error = %e, "saga paused; the sweeper will resume it");
+            }
+            return;
+        }
         match self.renew_lease(id).await {
             Ok(true) => {}
             Ok(false) => return,
@@ -282,7 +295,7 @@ impl Orchestrator {
             if commands.is_empty() {
                 return Ok(());
             }
-            if !self.renew_lease(id).await? {
+            if self.leases && !self.renew_lease(id).await? {
                 anyhow::bail!("another replica took the saga over");
             }
             // One participant down must not hold up the others' steps (a
