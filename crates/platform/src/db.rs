@@ -193,12 +193,72 @@ impl Backend {
 /// A transaction that will write. On SQLite it starts `IMMEDIATE`, taking
 /// the write lock up front: a deferred transaction that reads and then
 /// writes fails at once (`SQLITE_BUSY_SNAPSHOT`, no busy wait) whenever
-/// another writer committed in between. PostgreSQL needs no such care.
-pub async fn begin_write(db: &Db) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+/// another writer committed in between. And on SQLite the process's
+/// writers to one file first queue on an async lane, so they wait their
+/// turn without SQLite's busy handler sleeping and polling (the file has
+/// one writer at a time anyway; measured: 2,000 busy sleeps in 5 s in
+/// orders at 60 orders/s). PostgreSQL needs neither.
+pub async fn begin_write(db: &Db) -> Result<WriteTx, sqlx::Error> {
     match Backend::of(db) {
-        Backend::Sqlite => db.begin_with("BEGIN IMMEDIATE").await,
-        Backend::Postgres => db.begin().await,
+        Backend::Sqlite => {
+            let lane = write_lane(db);
+            // As long as SQLite's own busy timeout: a writer that cannot
+            // get its turn is told the service is overloaded.
+            let turn = tokio::time::timeout(Duration::from_secs(5), lane.lock_owned())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?;
+            Ok(WriteTx {
+                tx: db.begin_with("BEGIN IMMEDIATE").await?,
+                _turn: Some(turn),
+            })
+        }
+        Backend::Postgres => Ok(WriteTx {
+            tx: db.begin().await?,
+            _turn: None,
+        }),
     }
+}
+
+/// A write transaction from [`begin_write`]: use it as the connection
+/// (`&mut *tx`), then [`WriteTx::commit`]; dropped, it rolls back (and
+/// gives up its turn).
+pub struct WriteTx {
+    // Declared first, so dropped (rolled back) before the turn is freed.
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// The write lane of a SQLite file in this process.
+fn write_lane(db: &Db) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    static LANES: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let url = db.connect_options().database_url.to_string();
+    LANES
+        .lock()
+        .expect("the lanes lock is never poisoned")
+        .entry(url)
+        .or_default()
+        .clone()
 }
 
 /// Whether `e` is a unique-constraint violation (so the caller answers 409).
