@@ -52,11 +52,16 @@ fn production_mode(data_dir: &Path, args: &[&str]) -> Vec<String> {
     .to_vec()
 }
 
-/// A base port with the next few ports free too.
+/// A base port with the ports of a platform after it free too (the six
+/// services and their second replicas, base + 0..16). Chosen below Linux's
+/// ephemeral range (32768 and up): a port from that range can be taken
+/// between this check and the service's bind by any outgoing connection
+/// (a database or NATS connection of another test), and was — a service
+/// then exited "address in use" until the platform gave up.
 pub(crate) fn free_base_port() -> u16 {
     for _ in 0..200 {
-        let base = 20_000 + (rand_u16() % 30_000);
-        if (0..6).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        let base = 10_000 + (rand_u16() % 22_000);
+        if (0..16).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }
@@ -111,8 +116,23 @@ impl Platform {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
+                // What each service said last, for the why.
+                let mut logs = String::new();
+                for entry in std::fs::read_dir(data_dir.join("logs"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                    logs.push_str(&format!(
+                        "--- {}\n{}\n",
+                        entry.path().display(),
+                        tail.join("\n")
+                    ));
+                }
                 panic!(
-                    "feastfast up did not come up:\n{}",
+                    "feastfast up did not come up:\n{}\n{logs}",
                     output.lock().expect("lock").join("\n")
                 );
             }
