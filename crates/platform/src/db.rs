@@ -250,13 +250,15 @@ impl std::ops::DerefMut for WriteTx {
 /// The write lane of a SQLite file in this process.
 fn write_lane(db: &Db) -> std::sync::Arc<tokio::sync::Mutex<()>> {
     static LANES: std::sync::LazyLock<
-        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+        std::sync::Mutex<std::collections::HashMap<usize, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     > = std::sync::LazyLock::new(Default::default);
-    let url = db.connect_options().database_url.to_string();
+    // Keyed by the pool's options, shared by every clone of the pool for
+    // its life: no allocation on the write path.
+    let pool = std::sync::Arc::as_ptr(&db.connect_options()) as usize;
     LANES
         .lock()
         .expect("the lanes lock is never poisoned")
-        .entry(url)
+        .entry(pool)
         .or_default()
         .clone()
 }

@@ -222,12 +222,6 @@ impl Orchestrator {
             return;
         };
         // Across replicas: the lease in the order's row.
-        if !self.leases {
-            if let Err(e) = self.drive_claimed(id, deadline).await {
-                tracing::debug!(order_id = %id, error = %e, "saga paused; the sweeper will resume it");
-            }
-            return;
-        }
         match self.renew_lease(id).await {
             Ok(true) => {}
             Ok(false) => return,
@@ -239,13 +233,19 @@ impl Orchestrator {
         if let Err(e) = self.drive_claimed(id, deadline).await {
             tracing::debug!(order_id = %id, error = %e, "saga paused; the sweeper will resume it");
         }
-        if let Err(e) = store::release(&self.db, id, &self.me).await {
+        if self.leases
+            && let Err(e) = store::release(&self.db, id, &self.me).await
+        {
             tracing::debug!(order_id = %id, error = %e, "cannot release the saga's lease; it expires");
         }
     }
 
-    /// Takes or renews this process's lease on driving `id`.
+    /// Takes or renews this process's lease on driving `id` (always had
+    /// where the in-process claim is the lease).
     async fn renew_lease(&self, id: OrderId) -> Result<bool, sqlx::Error> {
+        if !self.leases {
+            return Ok(true);
+        }
         store::lease(
             &self.db,
             id,
@@ -295,7 +295,7 @@ impl Orchestrator {
             if commands.is_empty() {
                 return Ok(());
             }
-            if self.leases && !self.renew_lease(id).await? {
+            if !self.renew_lease(id).await? {
                 anyhow::bail!("another replica took the saga over");
             }
             // One participant down must not hold up the others' steps (a

@@ -66,6 +66,16 @@ impl ConsumerConfig {
     }
 }
 
+impl ConsumerConfig {
+    /// How long to wait after failed attempt `attempt` (from 1) of one
+    /// event: doubling from `first_backoff`, capped at `max_backoff`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.first_backoff
+            .saturating_mul(1 << attempt.clamp(1, 16).saturating_sub(1))
+            .min(self.max_backoff)
+    }
+}
+
 /// What happened to one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -257,7 +267,6 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         position: i64,
         event: &CloudEvent,
     ) -> anyhow::Result<Outcome> {
-        let mut backoff = self.config.first_backoff;
         let mut attempt = 1;
         loop {
             match self.apply(position, event).await {
@@ -276,8 +285,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
                 Err(e) => {
                     tracing::warn!(source = %self.config.source, event_id = %event.id, kind = %event.kind, attempt,
                         error = %format!("{e:#}"), "applying an event failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.config.max_backoff);
+                    tokio::time::sleep(self.config.backoff(attempt)).await;
                     attempt += 1;
                 }
             }

@@ -347,9 +347,7 @@ impl<H: Handler, S: super::transport::Source> Consumer<H, S> {
             Err(e) => {
                 let delay = self
                     .config
-                    .first_backoff
-                    .saturating_mul(1 << delivered.clamp(1, 16).saturating_sub(1))
-                    .min(self.config.max_backoff);
+                    .backoff(u32::try_from(delivered).unwrap_or(u32::MAX));
                 tracing::warn!(source = %self.config.source, event_id = %event.id, kind = %event.kind,
                     attempt = delivered, retry_in_ms = delay.as_millis() as u64,
                     error = %format!("{e:#}"), "applying an event failed; redelivery later");
