@@ -120,6 +120,38 @@ impl Env {
     }
 }
 
+/// How a service calls the others (`platform::client::CallPolicy`):
+/// `UPSTREAM_TIMEOUT_MS` (per attempt, default 5000), `UPSTREAM_ATTEMPTS`
+/// (default 3), `UPSTREAM_MAX_IN_FLIGHT` (per upstream, default 512),
+/// `BREAKER_THRESHOLD` (consecutive failures, default 5) and
+/// `BREAKER_COOLDOWN_MS` (default 1000).
+pub fn call_policy(env: &mut Env) -> crate::client::CallPolicy {
+    let default = crate::client::CallPolicy::default();
+    let ranged = |env: &mut Env, name: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
+        let value: u64 = env.get(name, default);
+        if range.contains(&value) {
+            value
+        } else {
+            env.invalid(
+                name,
+                format!("must be between {} and {}", range.start(), range.end()),
+            );
+            default
+        }
+    };
+    let ms = std::time::Duration::from_millis;
+    crate::client::CallPolicy {
+        timeout: ms(ranged(env, "UPSTREAM_TIMEOUT_MS", 5000, 100..=60_000)),
+        attempts: ranged(env, "UPSTREAM_ATTEMPTS", 3, 1..=10) as u32,
+        max_in_flight: ranged(env, "UPSTREAM_MAX_IN_FLIGHT", 512, 1..=100_000) as usize,
+        breaker: crate::client::BreakerConfig {
+            threshold: ranged(env, "BREAKER_THRESHOLD", 5, 1..=1000) as u32,
+            cooldown: ms(ranged(env, "BREAKER_COOLDOWN_MS", 1000, 10..=600_000)),
+        },
+        ..default
+    }
+}
+
 /// Where a service listens.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -156,6 +188,8 @@ pub struct ServiceConfig {
     pub service_secret: String,
     /// How events travel (`NATS_URL`, `NATS_PREFIX`).
     pub events: EventsConfig,
+    /// How it calls other services ([`call_policy`]).
+    pub call_policy: crate::client::CallPolicy,
 }
 
 /// Which event transport a service uses.
@@ -238,6 +272,7 @@ impl ServiceConfig {
             users_url: env.url("USERS_URL", &default_url("users")),
             service_secret: env.string("SERVICE_SECRET", DEV_SERVICE_SECRET),
             events: EventsConfig::from_env(env),
+            call_policy: call_policy(env),
         }
     }
 }

@@ -3,8 +3,21 @@
 //! The server's middleware sets it for the duration of each request (a
 //! task-local); the outbound client reads it, so a call made while serving
 //! a request carries the same trace without any handler passing it along.
+//!
+//! It also holds the request's deadline: a caller's remaining budget
+//! arrives as `x-deadline-ms` (milliseconds, relative, so clocks need not
+//! agree); the server stops working on the request when it passes, and
+//! every call made while serving it gets at most what is left.
+
+use std::time::{Duration, Instant};
 
 use rand::Rng;
+
+/// The header carrying a caller's remaining budget, in milliseconds.
+pub const DEADLINE_HEADER: &str = "x-deadline-ms";
+
+/// The longest budget a caller may give (a larger one is cut to this).
+pub const MAX_BUDGET: Duration = Duration::from_secs(60);
 
 /// What travels with one request.
 #[derive(Debug, Clone)]
@@ -12,6 +25,30 @@ pub struct RequestContext {
     /// 32 lowercase hex digits (W3C trace-id).
     pub trace_id: String,
     pub request_id: String,
+    /// When the caller stops waiting for the answer, if it said.
+    pub deadline: Option<Instant>,
+}
+
+/// The budget in an `x-deadline-ms` header value: digits only, at most
+/// [`MAX_BUDGET`]. `None` for anything else (a bad header is ignored, as a
+/// missing one is: the service's own timeouts still apply).
+pub fn parse_budget(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if value.is_empty() || value.len() > 12 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms: u64 = value.parse().ok()?;
+    Some(Duration::from_millis(ms).min(MAX_BUDGET))
+}
+
+/// What is left of the current request's budget: `None` when it has no
+/// deadline (work done outside a request, or a caller that gave none).
+pub fn remaining() -> Option<Duration> {
+    CURRENT
+        .try_with(|c| c.deadline)
+        .ok()
+        .flatten()
+        .map(|d| d.saturating_duration_since(Instant::now()))
 }
 
 tokio::task_local! {
@@ -99,6 +136,28 @@ mod tests {
         ] {
             assert_eq!(trace_id_from_traceparent(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn reads_a_budget_and_refuses_anything_else() {
+        assert_eq!(parse_budget("250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_budget(" 0 "), Some(Duration::ZERO));
+        assert_eq!(parse_budget("999999999"), Some(MAX_BUDGET));
+        for bad in ["", "-5", "1.5", "12ms", "0x10", "9999999999999"] {
+            assert_eq!(parse_budget(bad), None, "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_budget_left_shrinks_and_is_none_outside_a_request() {
+        assert_eq!(remaining(), None);
+        let ctx = RequestContext {
+            trace_id: new_trace_id(),
+            request_id: "r".into(),
+            deadline: Some(Instant::now() + Duration::from_millis(500)),
+        };
+        let left = scope(ctx, async { remaining() }).await.expect("a deadline");
+        assert!(left <= Duration::from_millis(500) && left > Duration::from_millis(400));
     }
 
     #[test]

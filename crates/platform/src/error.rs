@@ -212,6 +212,16 @@ impl From<anyhow::Error> for ApiError {
 }
 
 impl ApiError {
+    /// A 504 for a request whose caller's deadline (`x-deadline-ms`) passed
+    /// before the answer was ready: the work stopped there.
+    pub fn deadline_exceeded() -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "deadline-exceeded",
+            "the caller's deadline passed before the answer was ready; the work was stopped",
+        )
+    }
+
     /// A 503 with `Retry-After` for a service that has more work than it
     /// can take right now.
     pub fn overloaded() -> Self {

@@ -195,7 +195,10 @@ impl Server {
             draining.send_replace(true);
             tracing::info!(service = name, "shutting down: draining in-flight requests");
         };
-        axum::serve(self.listener, self.app)
+        // The peer's address is in each request's extensions (the gateway
+        // rate-limits per client).
+        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(graceful)
             .await?;
         tracing::info!(service = name, "stopped");
@@ -359,11 +362,31 @@ async fn observe(req: Request, next: Next) -> Response {
         trace_id = %trace_id,
         request_id = %request_id,
     );
+    // The caller's budget: past it nobody waits for the answer, so the
+    // work stops there (dropping the handler rolls back its transaction).
+    let deadline = req
+        .headers()
+        .get(context::DEADLINE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(context::parse_budget)
+        .map(|budget| start + budget);
     let ctx = RequestContext {
         trace_id: trace_id.clone(),
         request_id: request_id.clone(),
+        deadline,
     };
-    let mut response = context::scope(ctx, next.run(req).instrument(span.clone())).await;
+    let work = context::scope(ctx, next.run(req).instrument(span.clone()));
+    let mut response = match deadline {
+        None => work.await,
+        Some(deadline) => match tokio::time::timeout_at(deadline.into(), work).await {
+            Ok(response) => response,
+            Err(_) => {
+                metrics::counter!("http_deadline_exceeded_total", "route" => route.clone())
+                    .increment(1);
+                ApiError::deadline_exceeded().into_response()
+            }
+        },
+    };
     let elapsed = start.elapsed();
     let status = response.status();
 

@@ -39,6 +39,7 @@ pub fn service_config(data_dir: &Path, name: &str, users_url: &str) -> ServiceCo
         users_url: users_url.to_owned(),
         service_secret: TEST_SERVICE_SECRET.to_owned(),
         events: test_events_config(data_dir),
+        call_policy: crate::client::CallPolicy::default(),
     }
 }
 

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header;
 use axum::response::Response;
+use platform::client::Idempotency;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -62,16 +63,15 @@ async fn delivery_of(state: &AppState, order_id: &str) -> Result<Value, String> 
         return Ok(Value::Null);
     };
     let token = state.tokens.token().await.map_err(|e| e.to_string())?;
-    let answer = state
-        .client
-        .get(
-            &delivery
-                .endpoints
-                .url(&format!("/internal/deliveries/by-order/{order_id}")),
-        )
-        .bearer_auth(token)
-        .timeout(DELIVERY_BUDGET)
-        .send()
+    let path = format!("/internal/deliveries/by-order/{order_id}");
+    let answer = delivery
+        .send(Idempotency::Safe, |base| {
+            state
+                .client
+                .get(&format!("{base}{path}"))
+                .bearer_auth(&token)
+                .timeout(DELIVERY_BUDGET)
+        })
         .await
         .map_err(|e| e.to_string())?;
     match answer.status() {

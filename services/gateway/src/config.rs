@@ -54,8 +54,12 @@ pub struct Config {
     /// The `feastfast up` supervisor's control URL (`FEASTFAST_CONTROL_URL`);
     /// set only in a local run, it enables stopping and starting services.
     pub control_url: Option<String>,
-    /// How long one upstream call may take (`UPSTREAM_TIMEOUT_MS`).
-    pub upstream_timeout: Duration,
+    /// How upstream calls are made: timeout per attempt, retries, breaker,
+    /// concurrency limit (`platform::config::call_policy`).
+    pub call_policy: platform::client::CallPolicy,
+    /// Load shedding and the per-client rate limit (`GATEWAY_MAX_IN_FLIGHT`,
+    /// `GATEWAY_RATE_LIMIT`, `GATEWAY_RATE_BURST`).
+    pub admission: crate::AdmissionConfig,
     pub connect_timeout: Duration,
     /// Exchanged with users for the gateway's service token (`SERVICE_SECRET`).
     pub service_secret: String,
@@ -85,9 +89,22 @@ impl Config {
             .raw("FEASTFAST_CONTROL_URL")
             .is_some()
             .then(|| env.url("FEASTFAST_CONTROL_URL", ""));
-        let timeout_ms: u64 = env.get("UPSTREAM_TIMEOUT_MS", 5000);
-        if !(100..=60_000).contains(&timeout_ms) {
-            env.invalid("UPSTREAM_TIMEOUT_MS", "must be between 100 and 60000");
+        let call_policy = platform::config::call_policy(&mut env);
+        let defaults = crate::AdmissionConfig::default();
+        let admission = crate::AdmissionConfig {
+            max_in_flight: env.get("GATEWAY_MAX_IN_FLIGHT", defaults.max_in_flight),
+            rate_per_client: env.get("GATEWAY_RATE_LIMIT", defaults.rate_per_client),
+            burst: 0,
+        };
+        let admission = crate::AdmissionConfig {
+            burst: env.get(
+                "GATEWAY_RATE_BURST",
+                admission.rate_per_client.saturating_mul(2),
+            ),
+            ..admission
+        };
+        if admission.max_in_flight == 0 {
+            env.invalid("GATEWAY_MAX_IN_FLIGHT", "must be at least 1");
         }
         let service_secret = env.string("SERVICE_SECRET", platform::config::DEV_SERVICE_SECRET);
         let events = platform::config::EventsConfig::from_env(&mut env);
@@ -98,7 +115,8 @@ impl Config {
             log_format,
             upstreams,
             control_url,
-            upstream_timeout: Duration::from_millis(timeout_ms),
+            call_policy,
+            admission,
             connect_timeout: Duration::from_millis(300),
             service_secret,
             events,

@@ -11,6 +11,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use platform::ApiError;
+use platform::client::Idempotency;
 
 use crate::AppState;
 use crate::routes::{Auth, PREFIX};
@@ -76,23 +77,11 @@ async fn try_forward(
         request
     };
 
-    // A replica that refuses the connection never saw the request, so any
-    // request may go to the next one; it leaves the rotation until its
-    // health check passes again.
-    let endpoints = &upstream.endpoints;
-    let mut base = endpoints.pick();
-    let mut tries = endpoints.all().len();
-    let upstream_response = loop {
-        match build(base).send().await {
-            Ok(response) => break response,
-            Err(e) if e.is_connect() && tries > 1 => {
-                endpoints.mark_down(base);
-                base = endpoints.pick();
-                tries -= 1;
-            }
-            Err(e) => return Err(unavailable(service, &e)),
-        }
-    };
+    // The platform's call path: a refused connection goes to the next
+    // replica; a read, or a write under an idempotency key, is retried on
+    // a failed answer; an upstream failing repeatedly trips its breaker.
+    let idempotency = Idempotency::of(&parts.method, parts.headers.contains_key(IDEMPOTENCY_KEY));
+    let upstream_response = upstream.send(idempotency, build).await?;
     let status = upstream_response.status();
     let mut response = Response::builder().status(status);
     for name in RESPONSE_HEADERS {

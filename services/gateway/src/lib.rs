@@ -12,6 +12,7 @@
 //! behind a route decides. The route table in `routes.rs` is the single
 //! source of both the router and the public OpenAPI document.
 
+mod admission;
 mod compose;
 mod config;
 mod forward;
@@ -29,6 +30,7 @@ use platform::client::ClientConfig;
 use platform::events::transport::Transport;
 use platform::{HttpClient, Server, Service, Verifier};
 
+pub use admission::AdmissionConfig;
 pub use config::{Config, SERVICES, Upstream, replica_name};
 
 /// What every handler shares.
@@ -36,6 +38,9 @@ pub use config::{Config, SERVICES, Upstream, replica_name};
 pub struct AppState {
     config: Arc<Config>,
     client: HttpClient,
+    /// Every call to a service goes through its upstream: replicas,
+    /// retries, circuit breaker, concurrency limit (`platform::client`).
+    upstreams: Arc<[platform::client::Upstream]>,
     verifier: Verifier,
     /// The gateway's own service token, for internal calls (composition).
     tokens: ServiceTokens,
@@ -44,8 +49,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    fn upstream(&self, name: &str) -> Option<&Upstream> {
-        self.config.upstreams.iter().find(|u| u.name == name)
+    fn upstream(&self, name: &str) -> Option<&platform::client::Upstream> {
+        self.upstreams.iter().find(|u| u.name() == name)
     }
 }
 
@@ -53,7 +58,7 @@ impl AppState {
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let client = HttpClient::new(ClientConfig {
         connect_timeout: config.connect_timeout,
-        request_timeout: config.upstream_timeout,
+        request_timeout: config.call_policy.timeout,
     });
     let users = config
         .upstreams
@@ -64,17 +69,27 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let verifier = Verifier::remote(client.clone(), format!("{users}/.well-known/jwks.json"));
     let tokens =
         ServiceTokens::from_users(client.clone(), &users, "gateway", &config.service_secret);
-    // Replicas failing their health check leave the rotation (a task per
-    // replicated upstream, for the life of the process).
-    for upstream in &config.upstreams {
-        upstream
-            .endpoints
-            .watch(client.clone(), platform::client::HEALTH_CHECK_EVERY);
-    }
+    let upstreams: Arc<[platform::client::Upstream]> = config
+        .upstreams
+        .iter()
+        .map(|u| {
+            let upstream = platform::client::Upstream::new(
+                u.name,
+                u.endpoints.clone(),
+                client.clone(),
+                config.call_policy,
+            );
+            // Replicas failing their health check leave the rotation (a
+            // task per replicated upstream, for the life of the process).
+            upstream.watch_replicas();
+            upstream
+        })
+        .collect();
     let http = config.http.clone();
     let state = AppState {
         config: Arc::new(config),
         client,
+        upstreams,
         verifier: verifier.clone(),
         tokens: tokens.clone(),
         hub: Arc::new(live::Hub::default()),
@@ -92,7 +107,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
                     let feed = platform::events::transport::HttpFeed::new(
                         state.client.clone(),
                         tokens.clone(),
-                        &upstream.endpoints.to_string(),
+                        &upstream.endpoints().to_string(),
                     );
                     live::follow(state.hub.clone(), feed);
                 }
@@ -111,8 +126,13 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 /// The gateway's routes, without the server's standard endpoints.
 pub fn router(state: AppState) -> axum::Router {
     let web = web::routes(state.config.web_dir.clone());
+    let admission = admission::Admission::new(state.config.admission);
     routes::public_routes()
         .merge(ops::routes())
         .merge(web)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            admission::admit,
+        ))
 }

@@ -203,6 +203,20 @@ async fn control(state: &AppState, name: &str, action: &str) -> ApiResult<Json<P
         .json::<ProcessStatus>()
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("bad supervisor answer: {e}")))?;
+    if action == "start" {
+        // It answers again (the supervisor waited until it was ready):
+        // calls need not wait out the breaker's cooldown to find out.
+        for upstream in state.upstreams.iter() {
+            let replica_of_it = state
+                .config
+                .upstreams
+                .iter()
+                .any(|u| u.name == upstream.name() && u.replicas().any(|(r, _)| r == name));
+            if replica_of_it {
+                upstream.reset_breaker();
+            }
+        }
+    }
     Ok(Json(status))
 }
 

@@ -197,7 +197,7 @@ async fn scrape(state: &AppState, name: &str, url: &str) -> Option<Figures> {
 async fn orders_by_status(state: &AppState) -> Option<BTreeMap<String, i64>> {
     let orders = state.upstream("orders")?;
     let token = state.tokens.token().await.ok()?;
-    let url = orders.endpoints.url("/internal/orders/status-counts");
+    let url = orders.endpoints().url("/internal/orders/status-counts");
     read(state, &url, Some(token)).await?.json().await.ok()
 }
 

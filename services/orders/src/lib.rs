@@ -98,33 +98,38 @@ pub async fn build_with(
     let outbox = transport.outbox(db.clone());
     let relay = outbox.start_relay();
     let client = HttpClient::default();
+    let upstream = |name: &str, endpoints: &platform::client::Endpoints| {
+        platform::client::Upstream::new(
+            name,
+            endpoints.clone(),
+            client.clone(),
+            config.service.call_policy,
+        )
+    };
+    let participants = orchestrator::Participants {
+        restaurants: upstream("restaurants", &config.restaurants_url),
+        payments: upstream("payments", &config.payments_url),
+        delivery: upstream("delivery", &config.delivery_url),
+    };
+    let mut tasks = vec![];
+    for participant in [
+        &participants.restaurants,
+        &participants.payments,
+        &participants.delivery,
+    ] {
+        tasks.extend(participant.watch_replicas().map(|t| t.abort_handle()));
+    }
     let orchestrator = Arc::new(orchestrator::Orchestrator::new(
         db.clone(),
         outbox.clone(),
-        client.clone(),
         tokens.clone(),
-        orchestrator::Participants {
-            restaurants: config.restaurants_url.clone(),
-            payments: config.payments_url.clone(),
-            delivery: config.delivery_url.clone(),
-        },
+        participants,
     ));
-    let mut tasks = vec![
+    tasks.push(
         orchestrator
             .spawn_sweeper(config.sweep_interval)
             .abort_handle(),
-    ];
-    for participant in [
-        &config.restaurants_url,
-        &config.payments_url,
-        &config.delivery_url,
-    ] {
-        tasks.extend(
-            participant
-                .watch(client.clone(), platform::client::HEALTH_CHECK_EVERY)
-                .map(|t| t.abort_handle()),
-        );
-    }
+    );
     let mut consumers: Vec<Arc<dyn platform::events::dead_letters::Redrive>> = Vec::new();
     for (source, url) in [
         ("restaurants", &config.restaurants_url),

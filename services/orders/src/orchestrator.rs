@@ -18,10 +18,10 @@ use contracts::kitchen::{Reservation, Ticket, TicketStatus};
 use contracts::orders::{
     OrderCancelled, OrderCompleted, OrderConfirmed, OrderPlaced, OrderRejected, OrderStatusChanged,
 };
+use platform::Db;
 use platform::auth::ServiceTokens;
-use platform::client::Endpoints;
+use platform::client::{Idempotency, Upstream};
 use platform::events::{Outbox, enqueue};
-use platform::{Db, HttpClient};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::AnyConnection;
@@ -44,21 +44,21 @@ impl Drop for Claim<'_> {
     }
 }
 
-/// Where the participants are: each one's replicas, taken in turn.
+/// The participants, each called through the platform's call path
+/// (replicas in turn, keyed calls retried, a breaker per participant).
 #[derive(Debug, Clone)]
 pub(crate) struct Participants {
-    pub(crate) restaurants: Endpoints,
-    pub(crate) payments: Endpoints,
-    pub(crate) delivery: Endpoints,
+    pub(crate) restaurants: Upstream,
+    pub(crate) payments: Upstream,
+    pub(crate) delivery: Upstream,
 }
 
 impl Participants {
-    fn of(&self, service: &str) -> Option<&Endpoints> {
+    fn of(&self, service: &str) -> &Upstream {
         match service {
-            "restaurants" => Some(&self.restaurants),
-            "payments" => Some(&self.payments),
-            "delivery" => Some(&self.delivery),
-            _ => None,
+            "restaurants" => &self.restaurants,
+            "payments" => &self.payments,
+            _ => &self.delivery,
         }
     }
 }
@@ -77,7 +77,6 @@ pub(crate) enum CourierRelease {
 pub(crate) struct Orchestrator {
     db: Db,
     outbox: Outbox,
-    client: HttpClient,
     tokens: ServiceTokens,
     participants: Participants,
     /// Orders this process is driving right now: a second driver would
@@ -132,7 +131,6 @@ impl Orchestrator {
     pub(crate) fn new(
         db: Db,
         outbox: Outbox,
-        client: HttpClient,
         tokens: ServiceTokens,
         participants: Participants,
     ) -> Self {
@@ -140,7 +138,6 @@ impl Orchestrator {
         Self {
             db,
             outbox,
-            client,
             tokens,
             participants,
             driving: Mutex::new(HashSet::new()),
@@ -339,12 +336,16 @@ impl Orchestrator {
     /// cancel can never race a pick-up (the food leaving with the payment
     /// voided).
     pub(crate) async fn release_courier(&self, id: OrderId) -> CourierRelease {
-        let url = self
-            .participants
-            .delivery
-            .url(&format!("/internal/deliveries/by-order/{id}/cancel"));
+        let path = format!("/internal/deliveries/by-order/{id}/cancel");
         match self
-            .call("delivery", "cancel_delivery", Method::POST, url, None, None)
+            .call(
+                "delivery",
+                "cancel_delivery",
+                Method::POST,
+                path,
+                None,
+                None,
+            )
             .await
         {
             Ok((status, _)) if status.is_success() || status == StatusCode::NOT_FOUND => {
@@ -378,12 +379,14 @@ impl Orchestrator {
         }
     }
 
+    /// One call to a participant: `path` on its next replica, with the
+    /// service token and `key` (which makes it safe to retry).
     async fn call(
         &self,
         service: &'static str,
         step: &'static str,
         method: Method,
-        url: String,
+        path: String,
         key: Option<String>,
         body: Option<Value>,
     ) -> Result<(StatusCode, Value), Unreachable> {
@@ -393,23 +396,24 @@ impl Orchestrator {
             .token()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        let mut request = self.client.request(method, &url).bearer_auth(token);
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.map_err(|e| {
-            // A replica that refuses connections leaves the rotation until
-            // its health check passes again.
-            if e.is_connect()
-                && let Some(endpoints) = self.participants.of(service)
-            {
-                endpoints.mark_down(&url);
-            }
-            unreachable(e.to_string())
-        })?;
+        let upstream = self.participants.of(service);
+        let idempotency = Idempotency::of(&method, key.is_some());
+        let response = upstream
+            .send(idempotency, |base| {
+                let mut request = upstream
+                    .client()
+                    .request(method.clone(), &format!("{base}{path}"))
+                    .bearer_auth(&token);
+                if let Some(key) = &key {
+                    request = request.header("idempotency-key", key);
+                }
+                if let Some(body) = &body {
+                    request = request.json(body);
+                }
+                request
+            })
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         let status = response.status();
         if status.is_server_error() {
             return Err(unreachable(format!("answered {status}")));
@@ -434,8 +438,6 @@ impl Orchestrator {
     ) -> Result<(Vec<SagaEvent>, Facts), Unreachable> {
         let id = order.id;
         let key = Some(format!("{id}:{}", command.step()));
-        let restaurants = self.participants.restaurants.pick();
-        let payments = self.participants.payments.pick();
         let step = command.step();
         let refused = |body: &Value| {
             body["detail"]
@@ -456,7 +458,7 @@ impl Orchestrator {
                         "restaurants",
                         step,
                         Method::POST,
-                        format!("{restaurants}/internal/orders/{id}/reservation"),
+                        format!("/internal/orders/{id}/reservation"),
                         key,
                         Some(body),
                     )
@@ -502,7 +504,7 @@ impl Orchestrator {
                         "restaurants",
                         step,
                         Method::POST,
-                        format!("{restaurants}/internal/orders/{id}/reservation/release"),
+                        format!("/internal/orders/{id}/reservation/release"),
                         key,
                         None,
                     )
@@ -520,7 +522,7 @@ impl Orchestrator {
                         "payments",
                         step,
                         Method::POST,
-                        format!("{payments}/internal/payments/authorize"),
+                        "/internal/payments/authorize".to_owned(),
                         key,
                         Some(body),
                     )
@@ -554,7 +556,7 @@ impl Orchestrator {
                         "payments",
                         step,
                         Method::POST,
-                        format!("{payments}/internal/payments/{id}/void"),
+                        format!("/internal/payments/{id}/void"),
                         key,
                         Some(json!({})),
                     )
@@ -571,7 +573,7 @@ impl Orchestrator {
                         "payments",
                         step,
                         Method::POST,
-                        format!("{payments}/internal/payments/{id}/capture"),
+                        format!("/internal/payments/{id}/capture"),
                         key,
                         Some(json!({"amount_cents": amount_cents})),
                     )
@@ -588,7 +590,7 @@ impl Orchestrator {
                         "restaurants",
                         step,
                         Method::POST,
-                        format!("{restaurants}/internal/orders/{id}/ticket"),
+                        format!("/internal/orders/{id}/ticket"),
                         key,
                         None,
                     )
@@ -628,7 +630,7 @@ impl Orchestrator {
                         "restaurants",
                         step,
                         Method::POST,
-                        format!("{restaurants}/internal/orders/{id}/ticket/cancel"),
+                        format!("/internal/orders/{id}/ticket/cancel"),
                         key,
                         None,
                     )

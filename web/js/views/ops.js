@@ -172,8 +172,10 @@ function drawMap(map, overview, rates) {
   mount(map, defs, edges, nodes);
 }
 
+const BREAKER = { 0: 'closed', 1: 'half-open', 2: 'open' };
+
 function drawTable(table, overview, rates, control) {
-  const breakers = overview.services.some((s) => s.metrics?.breakers?.length);
+  const breakers = overview.services.some((s) => s.metrics?.breakers?.some((b) => b.name === 'client_breaker_state'));
   const head = ['Service', 'Health', 'Version', 'Probe (ms)', 'Req/s', '5xx/s', 'Latency (ms)', 'Outbox (unpublished / oldest s)', 'Consumer lag', 'Dead letters'];
   if (breakers) head.push('Breakers');
   if (overview.local_run) head.push('Process');
@@ -196,8 +198,14 @@ function drawTable(table, overview, rates, control) {
         h('td', {}, kv(m?.dead_letters)),
       ];
       if (breakers) {
-        cells.push(h('td', {}, m?.breakers?.length
-          ? m.breakers.map((b) => `${b.name}${Object.keys(b.labels).length ? `{${kv(b.labels)}}` : ''} = ${b.value}`).join('; ')
+        // The platform's breakers: client_breaker_state{upstream} 0 closed,
+        // 1 half-open, 2 open (the opening counter is left to /metrics).
+        const states = (m?.breakers || []).filter((b) => b.name === 'client_breaker_state');
+        cells.push(h('td', {}, states.length
+          ? states.map((b) => {
+            const state = BREAKER[b.value] || String(b.value);
+            return h('span', { class: `badge b-${state}`, 'data-breaker': `${s.name}:${b.labels.upstream}` }, `${b.labels.upstream} ${state}`);
+          })
           : '—'));
       }
       if (overview.local_run) {

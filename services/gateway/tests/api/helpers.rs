@@ -113,7 +113,11 @@ pub(crate) fn gateway_config(
             gateway::Upstream::new("restaurants", restaurants),
         ],
         control_url,
-        upstream_timeout: Duration::from_secs(2),
+        call_policy: platform::client::CallPolicy {
+            timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+        admission: gateway::AdmissionConfig::default(),
         connect_timeout: Duration::from_millis(300),
         service_secret: platform::testing::TEST_SERVICE_SECRET.to_owned(),
         // No orders or delivery behind this gateway: no events to follow.

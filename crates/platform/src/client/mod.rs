@@ -1,12 +1,23 @@
 //! The outbound HTTP client every service uses.
 //!
-//! One pooled, keep-alive client per process: a connect timeout, a timeout
-//! on every call, and the current request's trace (`traceparent`) and
-//! request id (`x-request-id`) on every request it sends.
+//! [`HttpClient`] is one pooled, keep-alive client per process: a connect
+//! timeout, a timeout on every call, and the current request's trace
+//! (`traceparent`), request id (`x-request-id`) and remaining budget
+//! (`x-deadline-ms`, with the call's timeout cut to it) on every request
+//! it sends. [`Upstream`] adds what a call to another service needs:
+//! replicas, retries, a circuit breaker and a concurrency limit.
+
+mod breaker;
+#[cfg(test)]
+mod stack_tests;
+mod upstream;
 
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder};
+
+pub use breaker::{Breaker, BreakerConfig, BreakerState, Pass};
+pub use upstream::{CallError, CallPolicy, Idempotency, Upstream};
 
 use crate::context;
 
@@ -14,6 +25,7 @@ use crate::context;
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: reqwest::Client,
+    request_timeout: Duration,
 }
 
 /// Timeouts of a client.
@@ -43,18 +55,36 @@ impl HttpClient {
             .no_proxy()
             .build()
             .expect("a plain-HTTP client with static settings always builds");
-        Self { inner }
+        Self {
+            inner,
+            request_timeout: config.request_timeout,
+        }
     }
 
-    /// A request carrying the current trace context.
+    /// A request carrying the current trace context and what is left of
+    /// the current request's deadline.
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
         let builder = self.inner.request(method, url);
-        match context::current() {
-            Some(ctx) => builder
-                .header("traceparent", context::traceparent(&ctx.trace_id))
-                .header("x-request-id", ctx.request_id),
+        let Some(ctx) = context::current() else {
+            return builder;
+        };
+        let builder = builder
+            .header("traceparent", context::traceparent(&ctx.trace_id))
+            .header("x-request-id", ctx.request_id);
+        match context::remaining() {
+            Some(left) => {
+                let budget = left.min(self.request_timeout);
+                builder
+                    .header(context::DEADLINE_HEADER, budget.as_millis() as u64)
+                    .timeout(budget)
+            }
             None => builder,
         }
+    }
+
+    /// Sends a request built from [`Self::request`].
+    pub async fn execute(&self, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
+        self.inner.execute(request).await
     }
 
     pub fn get(&self, url: &str) -> RequestBuilder {
