@@ -86,6 +86,17 @@ impl Platform {
     /// Services share [`SERVICE_SECRET`], so the test can make internal
     /// calls too.
     pub(crate) fn start_with(data_dir: &Path, port: u16, args: &[&str]) -> Platform {
+        Self::start_with_env(data_dir, port, args, &[])
+    }
+
+    /// [`Self::start_with`] with extra environment variables for every
+    /// process of the platform (each service reads its own).
+    pub(crate) fn start_with_env(
+        data_dir: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Platform {
         let mut child = Command::new(env!("CARGO_BIN_EXE_feastfast"))
             .args(["up", "--port", &port.to_string(), "--data-dir"])
             .arg(data_dir)
@@ -95,6 +106,7 @@ impl Platform {
             // In production mode every process holds a pool; the replica
             // test runs nine beside other tests on one PostgreSQL.
             .env("DATABASE_POOL_MAX", "4")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -209,4 +221,37 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
+}
+
+/// `GET path` on service `service` of the platform whose gateway listens
+/// on `port` (services on the next ports, in `up`'s order), with a service
+/// token: the internal view a test checks business outcomes in.
+pub(crate) async fn internal_get(port: u16, service: &str, path: &str) -> (StatusCode, Value) {
+    let offset = match service {
+        "users" => 1,
+        "restaurants" => 2,
+        "orders" => 3,
+        "payments" => 4,
+        "delivery" => 5,
+        other => panic!("no service {other}"),
+    };
+    let client = reqwest::Client::new();
+    let token: Value = client
+        .post(format!("http://127.0.0.1:{}/internal/token", port + 1))
+        .json(&json!({"service": "verify", "secret": SERVICE_SECRET}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let token = token["access_token"].as_str().expect("token");
+    let r = client
+        .get(format!("http://127.0.0.1:{}{path}", port + offset))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
 }

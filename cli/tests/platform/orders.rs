@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Platform, SERVICE_SECRET, free_base_port, production_servers};
+use crate::harness::{Platform, free_base_port, internal_get, production_servers};
 
 const BERLIN_HOME: (f64, f64) = (52.5219, 13.4132);
 
@@ -20,7 +20,7 @@ pub(crate) fn body(restaurant: &str, item: &str, quantity: i64, method: &str) ->
     })
 }
 
-async fn place(p: &Platform, token: &str, key: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn place(p: &Platform, token: &str, key: &str, body: &Value) -> reqwest::Response {
     p.api
         .request(reqwest::Method::POST, "/orders", Some(token))
         .header("idempotency-key", key)
@@ -30,7 +30,7 @@ async fn place(p: &Platform, token: &str, key: &str, body: &Value) -> reqwest::R
         .expect("request")
 }
 
-async fn order(p: &Platform, token: &str, id: &str) -> Value {
+pub(crate) async fn order(p: &Platform, token: &str, id: &str) -> Value {
     p.api
         .get(&format!("/orders/{id}"), Some(token))
         .await
@@ -40,7 +40,13 @@ async fn order(p: &Platform, token: &str, id: &str) -> Value {
 }
 
 /// Waits for order `id` to reach `status`; panics with the order after `limit`.
-async fn reaches(p: &Platform, token: &str, id: &str, status: &str, limit: Duration) -> Value {
+pub(crate) async fn reaches(
+    p: &Platform,
+    token: &str,
+    id: &str,
+    status: &str,
+    limit: Duration,
+) -> Value {
     let deadline = Instant::now() + limit;
     loop {
         let o = order(p, token, id).await;
@@ -55,7 +61,7 @@ async fn reaches(p: &Platform, token: &str, id: &str, status: &str, limit: Durat
     }
 }
 
-async fn ops(p: &Platform, path: &str) -> Value {
+pub(crate) async fn ops(p: &Platform, path: &str) -> Value {
     let r = p
         .api
         .request(reqwest::Method::POST, path, None)
@@ -96,7 +102,7 @@ pub(crate) async fn restaurant(p: &Platform, email: &str, stock: i64) -> (String
     (owner, id, dish["id"].as_str().expect("id").to_owned())
 }
 
-async fn stock(p: &Platform, restaurant: &str) -> Option<i64> {
+pub(crate) async fn stock(p: &Platform, restaurant: &str) -> Option<i64> {
     let detail: Value = p
         .api
         .get(&format!("/restaurants/{restaurant}"), None)
@@ -128,7 +134,7 @@ async fn demo_dish(p: &Platform, query: &str) -> (String, String) {
     (restaurant, dish)
 }
 
-fn id(v: &Value) -> String {
+pub(crate) fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
 }
 
@@ -430,31 +436,9 @@ async fn sagas_cut_off_by_a_killed_orders_service_finish_once_it_returns() {
     ops(&p, "/ops/services/orders/start").await;
 
     // Internal view: one payment per order, for the order's total.
-    let client = reqwest::Client::new();
-    let token: Value = client
-        .post(format!("http://127.0.0.1:{}/internal/token", port + 1))
-        .json(&json!({"service": "verify", "secret": SERVICE_SECRET}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
-    let token = token["access_token"].as_str().expect("token").to_owned();
     for o in &orders {
         let confirmed = reaches(&p, &customer, o, "CONFIRMED", Duration::from_secs(20)).await;
-        let payment: Value = client
-            .get(format!(
-                "http://127.0.0.1:{}/internal/payments/{o}",
-                port + 4
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let (_, payment) = internal_get(port, "payments", &format!("/internal/payments/{o}")).await;
         assert_eq!(payment["status"], "authorized", "{payment:#}");
         assert_eq!(payment["amount_cents"], confirmed["total_cents"]);
     }

@@ -20,6 +20,11 @@ pub fn from_now(after: std::time::Duration) -> String {
     format(OffsetDateTime::now_utc() + after)
 }
 
+/// `before` ago, as stored and sent.
+pub fn ago(before: std::time::Duration) -> String {
+    format(OffsetDateTime::now_utc() - before)
+}
+
 /// An instant as stored and sent.
 pub fn format(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)

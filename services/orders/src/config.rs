@@ -20,6 +20,10 @@ pub struct Config {
     /// How often the sweeper looks for sagas with work left and for
     /// acceptance windows that closed (`SWEEP_INTERVAL_MS`, default 500).
     pub sweep_interval: Duration,
+    /// How long after placement an order whose payment was not authorized
+    /// is rejected (`PAYMENT_DEADLINE_MS`, default 60000): payments down
+    /// or too slow for that long.
+    pub payment_deadline: Duration,
 }
 
 impl Config {
@@ -30,6 +34,10 @@ impl Config {
         let delivery_url = env.urls("DELIVERY_URL", &default_url("delivery"));
         let deadline: u64 = env.get("DECISION_DEADLINE_MS", 2000);
         let sweep: u64 = env.get("SWEEP_INTERVAL_MS", 500);
+        let payment_deadline: u64 = env.get("PAYMENT_DEADLINE_MS", 60_000);
+        if !(1000..=3_600_000).contains(&payment_deadline) {
+            env.invalid("PAYMENT_DEADLINE_MS", "must be between 1000 and 3600000");
+        }
         if !(100..=30_000).contains(&deadline) {
             env.invalid("DECISION_DEADLINE_MS", "must be between 100 and 30000");
         }
@@ -44,6 +52,7 @@ impl Config {
             delivery_url,
             decision_deadline: Duration::from_millis(deadline),
             sweep_interval: Duration::from_millis(sweep),
+            payment_deadline: Duration::from_millis(payment_deadline),
         })
     }
 }

@@ -124,6 +124,7 @@ pub async fn build_with(
         outbox.clone(),
         tokens.clone(),
         participants,
+        config.payment_deadline,
     ));
     tasks.push(
         orchestrator

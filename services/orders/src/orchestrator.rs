@@ -90,6 +90,9 @@ pub(crate) struct Orchestrator {
     /// needs `--postgres`), so there the in-process claim is the whole
     /// lease and the two extra writes per drive are saved.
     leases: bool,
+    /// How long after placement an unanswered authorization rejects the
+    /// order (`PAYMENT_DEADLINE_MS`).
+    payment_deadline: Duration,
 }
 
 /// How long a saga's lease lasts without renewal: the longest another
@@ -133,6 +136,7 @@ impl Orchestrator {
         outbox: Outbox,
         tokens: ServiceTokens,
         participants: Participants,
+        payment_deadline: Duration,
     ) -> Self {
         let leases = platform::db::Backend::of(&db) == platform::db::Backend::Postgres;
         Self {
@@ -143,6 +147,7 @@ impl Orchestrator {
             driving: Mutex::new(HashSet::new()),
             me: uuid::Uuid::now_v7().to_string(),
             leases,
+            payment_deadline,
         }
     }
 
@@ -671,20 +676,47 @@ impl Orchestrator {
         })
     }
 
+    /// Fires the order's timers that are due: the restaurant's acceptance
+    /// window, the payment deadline.
     async fn time_out_if_due(&self, id: OrderId) {
-        let due = match self.db.acquire().await {
-            Ok(mut conn) => store::load(&mut conn, id)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|o| {
-                    o.saga.status() == contracts::orders::OrderStatus::AwaitingRestaurant
-                        && o.accept_by.is_some_and(|by| by < platform::time::now())
-                }),
-            Err(_) => false,
+        use contracts::orders::OrderStatus;
+        let order = match self.db.acquire().await {
+            Ok(mut conn) => store::load(&mut conn, id).await.ok().flatten(),
+            Err(_) => None,
         };
-        if due {
-            self.time_out_acceptance(id).await;
+        let Some(order) = order else { return };
+        match order.saga.status() {
+            OrderStatus::AwaitingRestaurant
+                if order
+                    .accept_by
+                    .as_ref()
+                    .is_some_and(|by| *by < platform::time::now()) =>
+            {
+                self.time_out_acceptance(id).await;
+            }
+            OrderStatus::PaymentPending
+                if order.created_at < platform::time::ago(self.payment_deadline) =>
+            {
+                self.time_out_payment(id).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Rejects an order whose authorization payments did not answer by
+    /// the payment deadline (its outcome is still learned, and voided).
+    pub(crate) async fn time_out_payment(&self, id: OrderId) {
+        match self
+            .apply(id, SagaEvent::PaymentTimedOut, &Facts::default())
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(order_id = %id, "payments did not answer in time; rejecting")
+            }
+            Ok(false) | Err(ApplyError::Saga(_)) => {}
+            Err(e) => {
+                tracing::warn!(order_id = %id, error = %e, "could not time out the payment")
+            }
         }
     }
 }

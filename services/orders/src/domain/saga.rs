@@ -40,6 +40,7 @@
 //! | `PENDING` | `StockUnavailable` | `REJECTED` | publish `rejected` |
 //! | `PAYMENT_PENDING` | `PaymentAuthorized` | `AWAITING_RESTAURANT` | `CreateTicket` |
 //! | `PAYMENT_PENDING` | `PaymentDeclined` | `REJECTED` | `ReleaseStock`, publish `rejected` |
+//! | `PAYMENT_PENDING` | `PaymentTimedOut` | `REJECTED` | `ReleaseStock`³, publish `rejected` |
 //! | `AWAITING_RESTAURANT` | `TicketCreated` | `AWAITING_RESTAURANT` | — |
 //! | `AWAITING_RESTAURANT` | `TicketAccepted` | `CONFIRMED` | publish `confirmed` |
 //! | `AWAITING_RESTAURANT` | `TicketRejected` | `REJECTED` | `Void`, `ReleaseStock`, publish `rejected` |
@@ -67,6 +68,11 @@
 //! `CANCEL_PENDING` at once, even with a step in flight, because the cancel
 //! is decided then (and the API answers a cancel with `CANCEL_PENDING` or
 //! `CANCELLED`).
+//!
+//! ³ The authorization stays in flight: payments never answered, so it is
+//! asked again (same key) until it does, and an authorization that turns
+//! out to have happened is voided. Rejecting is the customer's answer; the
+//! money is settled when payments is back.
 //!
 //! Compensations are listed in the reverse order of the steps they undo.
 //!
@@ -161,6 +167,8 @@ pub enum RejectionCause {
     PaymentDeclined,
     TicketRejected,
     AcceptanceTimedOut,
+    /// Payments did not answer within the order's payment deadline.
+    PaymentTimedOut,
 }
 
 /// The prices the stock reservation quoted (the order's snapshot).
@@ -211,6 +219,9 @@ pub enum SagaEvent {
     },
     /// The restaurant's acceptance window closed (a timer, not a human).
     AcceptanceTimedOut,
+    /// The payment deadline passed with the authorization unanswered (a
+    /// timer: payments is down or too slow).
+    PaymentTimedOut,
     CourierAssigned {
         courier_id: String,
     },
@@ -237,6 +248,7 @@ impl SagaEvent {
             SagaEvent::TicketAccepted => "TicketAccepted",
             SagaEvent::TicketRejected { .. } => "TicketRejected",
             SagaEvent::AcceptanceTimedOut => "AcceptanceTimedOut",
+            SagaEvent::PaymentTimedOut => "PaymentTimedOut",
             SagaEvent::CourierAssigned { .. } => "CourierAssigned",
             SagaEvent::PickedUp => "PickedUp",
             SagaEvent::PaymentCaptured => "PaymentCaptured",
@@ -538,6 +550,7 @@ impl Saga {
             SagaEvent::TicketAccepted => self.on_ticket_accepted(name),
             SagaEvent::TicketRejected { reason } => self.on_ticket_rejected(name, reason),
             SagaEvent::AcceptanceTimedOut => self.on_acceptance_timed_out(name),
+            SagaEvent::PaymentTimedOut => self.on_payment_timed_out(name),
             SagaEvent::CourierAssigned { courier_id } => self.on_courier_assigned(name, courier_id),
             SagaEvent::PickedUp => self.on_picked_up(name),
             SagaEvent::PaymentCaptured => self.on_payment_captured(name),
@@ -683,9 +696,10 @@ impl Saga {
                 self.ticket = TicketState::Creating;
                 Ok(None)
             }
-            (PaymentState::Authorizing { .. }, OrderStatus::CancelPending) => {
-                // Cancelled while the authorization was in flight: void it
-                // instead of going on to the kitchen.
+            (PaymentState::Authorizing { .. }, _) if self.compensating() => {
+                // Cancelled (or rejected for a payment that never answered)
+                // while the authorization was in flight: void it instead of
+                // going on to the kitchen.
                 self.payment = PaymentState::Voiding { amount_cents };
                 Ok(None)
             }
@@ -730,8 +744,9 @@ impl Saga {
                 self.payment = PaymentState::Declined;
                 Ok(self.reject(RejectionCause::PaymentDeclined, reason))
             }
-            (PaymentState::Authorizing { .. }, OrderStatus::CancelPending) => {
-                // The cancel already released the stock; nothing else held.
+            (PaymentState::Authorizing { .. }, _) if self.compensating() => {
+                // The cancel (or the payment deadline) already released the
+                // stock; nothing else held.
                 self.payment = PaymentState::Declined;
                 Ok(None)
             }
@@ -825,6 +840,21 @@ impl Saga {
         } else {
             // The restaurant decided, or the customer cancelled, first.
             Err(self.unexpected(name))
+        }
+    }
+
+    fn on_payment_timed_out(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Option<OrderEventKind>, SagaError> {
+        match (self.payment, self.status) {
+            (PaymentState::Authorizing { .. }, OrderStatus::PaymentPending) => Ok(self.reject(
+                RejectionCause::PaymentTimedOut,
+                "the payment could not be authorized in time; nothing was charged".to_owned(),
+            )),
+            _ if self.rejection_cause() == Some(RejectionCause::PaymentTimedOut) => Ok(None),
+            // Payments answered, or the customer cancelled, first.
+            _ => Err(self.unexpected(name)),
         }
     }
 

@@ -217,6 +217,7 @@ impl TestWorld {
             delivery_url: Endpoints::parse(&self.delivery.url),
             decision_deadline: Duration::from_secs(2),
             sweep_interval: Duration::from_millis(100),
+            payment_deadline: Duration::from_secs(60),
         };
         let tokens = ServiceTokens::fixed(self.service_token());
         let server = orders::build_with(config, verifier(&self.key), tokens)

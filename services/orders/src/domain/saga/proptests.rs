@@ -199,6 +199,7 @@ fn any_event() -> impl Strategy<Value = SagaEvent> {
         3 => Just(SagaEvent::TicketAccepted),
         1 => reason().prop_map(|reason| SagaEvent::TicketRejected { reason }),
         1 => Just(SagaEvent::AcceptanceTimedOut),
+        1 => Just(SagaEvent::PaymentTimedOut),
         3 => select(vec!["courier-1", "courier-2"]).prop_map(|id| SagaEvent::CourierAssigned {
             courier_id: id.to_owned()
         }),

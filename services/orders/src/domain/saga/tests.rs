@@ -986,3 +986,59 @@ fn every_command_names_a_distinct_step() {
     steps.dedup();
     assert_eq!(steps.len(), commands.len());
 }
+
+#[test]
+fn a_payment_deadline_rejects_releases_the_stock_and_keeps_asking_to_learn_the_outcome() {
+    let saga = payment_pending();
+
+    let (saga, commands) = act(&saga, SagaEvent::PaymentTimedOut);
+
+    assert_eq!(saga.status(), OrderStatus::Rejected);
+    assert_eq!(
+        saga.rejection_cause(),
+        Some(RejectionCause::PaymentTimedOut)
+    );
+    assert_eq!(
+        commands,
+        [
+            Command::ReleaseStock,
+            Command::Publish(OrderEventKind::Rejected)
+        ]
+    );
+    // The authorization's fate is unknown: it stays outstanding.
+    assert!(saga.outstanding().contains(&Command::Authorize {
+        amount_cents: TOTAL
+    }));
+    // A repeated timer changes nothing.
+    assert_eq!(
+        act(&saga, SagaEvent::PaymentTimedOut),
+        (saga.clone(), vec![])
+    );
+
+    // Payments comes back and says it did authorize: void it.
+    let (voiding, commands) = act(&saga, authorized());
+    assert_eq!(voiding.status(), OrderStatus::Rejected);
+    assert_eq!(commands, [Command::Void]);
+    let (voided, commands) = act(&voiding, SagaEvent::PaymentVoided);
+    assert!(commands.is_empty());
+    let (done, _) = act(&voided, SagaEvent::StockReleased);
+    assert!(done.outstanding().is_empty());
+
+    // Or it declined: nothing is held.
+    let (declined, commands) = act(
+        &saga,
+        SagaEvent::PaymentDeclined {
+            reason: reason("card declined"),
+        },
+    );
+    assert!(commands.is_empty());
+    assert_eq!(declined.outstanding(), [Command::ReleaseStock]);
+}
+
+#[test]
+fn a_payment_deadline_after_payments_answered_is_refused() {
+    let saga = awaiting_restaurant();
+    assert!(is_unexpected(saga.apply(SagaEvent::PaymentTimedOut)));
+    let cancelled = act(&payment_pending(), SagaEvent::CancelRequested).0;
+    assert!(is_unexpected(cancelled.apply(SagaEvent::PaymentTimedOut)));
+}
