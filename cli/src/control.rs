@@ -20,6 +20,7 @@ pub(crate) async fn serve(listener: TcpListener, supervisor: Supervisor) {
         .route("/services", get(list))
         .route("/services/{name}/stop", post(stop))
         .route("/services/{name}/start", post(start))
+        .route("/services/{name}/restart", post(restart))
         .with_state(supervisor);
     if let Err(e) = axum::serve(listener, app).await {
         println!("control API stopped: {e}");
@@ -71,6 +72,21 @@ async fn start(
         wait_ready(port, Duration::from_secs(15)).await;
     }
     Ok(Json(supervisor.status(&name).await.unwrap_or(status)))
+}
+
+/// Replaces the service's process without downtime; answers once the new
+/// one serves and the old one has drained.
+async fn restart(
+    State(supervisor): State<Supervisor>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ProcessStatus>> {
+    match supervisor.restart(&name).await {
+        None => Err(ApiError::not_found(format!("no service named {name:?}"))),
+        Some(Ok(status)) => Ok(Json(status)),
+        Some(Err(why)) => Err(ApiError::conflict(format!(
+            "{name} was not restarted: {why}"
+        ))),
+    }
 }
 
 /// Polls a service's `/readyz` until it answers 200 or `limit` passes.

@@ -1,9 +1,10 @@
-//! `feastfast`: run the whole platform (`up`) or one service (`serve`), and
-//! load it (`load`).
+//! `feastfast`: run the whole platform (`up`) or one service (`serve`),
+//! load it (`load`), and restart one service without downtime (`restart`).
 
 mod control;
 mod load;
 mod outbox;
+mod restart;
 mod seed;
 mod serve;
 mod sim;
@@ -41,6 +42,9 @@ enum Command {
     /// Loads a running platform through its gateway at a fixed rate
     /// (open loop) and reports latency percentiles per operation.
     Load(load::LoadArgs),
+    /// Restarts one service of a running `feastfast up` without downtime:
+    /// the new process serves before the old one drains.
+    Restart(restart::RestartArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
             Command::Serve { service } => serve::run(service).await,
             Command::Outbox(command) => outbox::run(command).await,
             Command::Load(args) => load::run(args).await,
+            Command::Restart(args) => restart::run(args).await,
         }
     });
     match result {

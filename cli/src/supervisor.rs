@@ -46,6 +46,7 @@ pub(crate) struct ServiceSpec {
 enum Cmd {
     Stop(StopMode, oneshot::Sender<ProcessStatus>),
     Start(oneshot::Sender<ProcessStatus>),
+    Restart(oneshot::Sender<Result<ProcessStatus, String>>),
     Status(oneshot::Sender<ProcessStatus>),
 }
 
@@ -105,6 +106,17 @@ impl Supervisor {
 
     pub(crate) async fn start_service(&self, name: &str) -> Option<ProcessStatus> {
         self.ask(name, Cmd::Start).await
+    }
+
+    /// Replaces a running service's process without downtime: the new one
+    /// binds the same port (`SO_REUSEPORT`), and only once it answers
+    /// ready is the old one drained and stopped. `None` for an unknown
+    /// name; `Err` says why the old process was kept.
+    pub(crate) async fn restart(&self, name: &str) -> Option<Result<ProcessStatus, String>> {
+        let (_, _, tx) = self.services.iter().find(|(n, _, _)| *n == name)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(Cmd::Restart(reply)).await.ok()?;
+        answer.await.ok()
     }
 
     pub(crate) async fn status(&self, name: &str) -> Option<ProcessStatus> {
@@ -183,24 +195,94 @@ impl Supervised {
     async fn stop(&mut self, mode: StopMode) {
         self.wanted = false;
         self.restart_at = None;
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        match (mode, child.id()) {
-            (StopMode::Graceful, Some(pid)) => {
-                let pid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
-                let _ = kill(pid, Signal::SIGTERM);
-                if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
-                    println!(
-                        "{}: did not stop within {GRACE:?}; killing it",
-                        self.spec.name
-                    );
-                    let _ = child.kill().await;
-                }
+        if let Some(child) = self.child.take() {
+            stop_child(&self.spec.name, child, mode).await;
+        }
+    }
+
+    /// The zero-downtime restart: start the new process beside the old,
+    /// wait until the new one answers ready, then stop the old gracefully
+    /// (readiness off, in-flight requests finished). If the new one does
+    /// not come up, it is killed and the old one keeps serving.
+    async fn restart(&mut self) -> Result<ProcessStatus, String> {
+        if self.child.is_none() {
+            return Err(format!(
+                "{} is not running; start it instead",
+                self.spec.name
+            ));
+        }
+        let mut fresh = spawn_child(&self.exe, &self.spec).map_err(|e| format!("{e:#}"))?;
+        // Held apart from the child: `wait` would close it (see `lifeline`).
+        let fresh_lifeline = fresh.stdin.take();
+        let fresh_pid = fresh.id().unwrap_or(0);
+        let ready = tokio::select! {
+            ready = wait_ready_pid(self.spec.port, fresh_pid, RESTART_READY) => ready,
+            exit = fresh.wait() => {
+                return Err(format!("the new process exited before it was ready ({})",
+                    exit.map_or_else(|e| e.to_string(), |s| s.to_string())));
             }
-            _ => {
+        };
+        if !ready {
+            let _ = fresh.kill().await;
+            return Err(format!(
+                "the new process was not ready within {RESTART_READY:?}; the old one keeps serving"
+            ));
+        }
+        let old = self.child.replace(fresh);
+        let old_lifeline = std::mem::replace(&mut self.lifeline, fresh_lifeline);
+        self.started_at = Instant::now();
+        self.backoff = FIRST_BACKOFF;
+        if let Some(old) = old {
+            stop_child(&self.spec.name, old, StopMode::Graceful).await;
+        }
+        drop(old_lifeline);
+        Ok(self.status())
+    }
+}
+
+/// How long a restarted service's new process may take to be ready.
+const RESTART_READY: Duration = Duration::from_secs(15);
+
+/// Polls `/readyz` on `port` until process `pid` answers ready (the old
+/// process answers too while both listen), or `limit` passes.
+async fn wait_ready_pid(port: u16, pid: u32, limit: Duration) -> bool {
+    // A fresh connection per poll: the kernel spreads new connections over
+    // both processes, so the new one is reached within a few polls.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a plain client builds");
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(r) = client
+            .get(&url)
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await
+            && r.status().is_success()
+            && let Ok(body) = r.json::<serde_json::Value>().await
+            && body["pid"].as_u64() == Some(u64::from(pid))
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+async fn stop_child(name: &str, mut child: Child, mode: StopMode) {
+    match (mode, child.id()) {
+        (StopMode::Graceful, Some(pid)) => {
+            let pid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+            let _ = kill(pid, Signal::SIGTERM);
+            if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+                println!("{name}: did not stop within {GRACE:?}; killing it");
                 let _ = child.kill().await;
             }
+        }
+        _ => {
+            let _ = child.kill().await;
         }
     }
 }
@@ -259,6 +341,14 @@ async fn supervise(exe: PathBuf, spec: ServiceSpec, mut commands: mpsc::Receiver
                         println!("{}: started", s.spec.name);
                     }
                     let _ = reply.send(s.status());
+                }
+                Some(Cmd::Restart(reply)) => {
+                    let result = s.restart().await;
+                    match &result {
+                        Ok(status) => println!("{}: restarted without downtime (pid {})", s.spec.name, status.pid.unwrap_or(0)),
+                        Err(why) => println!("{}: restart failed: {why}", s.spec.name),
+                    }
+                    let _ = reply.send(result);
                 }
                 Some(Cmd::Status(reply)) => {
                     let _ = reply.send(s.status());

@@ -48,6 +48,18 @@ log(`after delivery came back: ${reached}`);
 assert.equal(await customer.locator('#timeline li[data-step="COURIER_ASSIGNED"].done').count(), 1);
 await shot(customer, 'order-after-delivery-is-back');
 await shot(ops, 'ops-delivery-back');
+
+// A zero-downtime restart from the page: answered 200 once the new process
+// serves, payments is up throughout, the page shows no problem.
+const [restarted] = await Promise.all([
+  ops.waitForResponse((r) => r.url().endsWith('/ops/services/payments/restart'), { timeout: 60_000 }),
+  ops.locator('[data-control="restart-payments"]').click(),
+]);
+assert.equal(restarted.status(), 200, `the restart answered ${restarted.status()}`);
+assert.equal((await restarted.json()).status, 'running');
+assert.equal(await node('payments').getAttribute('data-status'), 'up');
+assert.ok(await ops.locator('#problem').isHidden(), 'the restart reported a problem');
+log('restarted payments from the ops page');
 await onAPhone(s, { hash: '#/ops', ready: '#service-map [data-service="delivery"]', name: 'ops' });
 
 await finish(s, 'ops');

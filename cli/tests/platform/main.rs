@@ -8,3 +8,4 @@ mod lifecycle;
 mod load;
 mod orders;
 mod replicas;
+mod restart;

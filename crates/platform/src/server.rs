@@ -96,8 +96,19 @@ impl ShutdownHandle {
 
 impl Server {
     /// Binds `config` and assembles the service with the standard endpoints.
+    ///
+    /// Under `feastfast up` the port is bound with `SO_REUSEPORT`, so a new
+    /// process of the same service can bind it while the old one still
+    /// serves (a zero-downtime restart: the supervisor starts the new one,
+    /// waits until it is ready, then drains the old). `up` refuses ports
+    /// that something else holds before it starts anything.
     pub async fn bind(config: &HttpConfig, service: Service) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
+        let addr = SocketAddr::new(config.host, config.port);
+        let listener = if std::env::var_os(SUPERVISED_ENV).is_some() {
+            shared_listener(addr)?
+        } else {
+            TcpListener::bind(addr).await?
+        };
         Ok(Self::with_listener(listener, service))
     }
 
@@ -206,6 +217,20 @@ impl Server {
     }
 }
 
+/// A listener on `addr` that another process may bind too (`SO_REUSEPORT`).
+fn shared_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 async fn terminate_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -288,6 +313,8 @@ async fn readyz(State(health): State<Arc<Health>>) -> Response {
         "status": if ready { "ready" } else if draining { "draining" } else { "not_ready" },
         "service": health.name,
         "version": health.version,
+        // Which process answered: two share the port during a restart.
+        "pid": std::process::id(),
         "checks": { "database": database },
     });
     let status = if ready {

@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/ops/overview", get(crate::overview::overview))
         .route("/api/v1/ops/services/{name}/stop", post(stop))
         .route("/api/v1/ops/services/{name}/start", post(start))
+        .route("/api/v1/ops/services/{name}/restart", post(restart))
         .route("/api/v1/openapi.json", get(public_openapi))
         .route("/api/v1", get(index))
 }
@@ -46,7 +47,14 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(services, stop, start, public_openapi, crate::overview::overview))]
+#[openapi(paths(
+    services,
+    stop,
+    start,
+    restart,
+    public_openapi,
+    crate::overview::overview
+))]
 struct ApiDoc;
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
@@ -164,6 +172,22 @@ async fn start(
     control(&state, &name, "start").await
 }
 
+/// Replaces a service's process without downtime (local run only): the
+/// new process starts beside the old one on the same port, and only once
+/// it is ready is the old one drained (readiness off, in-flight requests
+/// finished) and stopped. 409 if the service is not running or its new
+/// process did not come up (the old one then keeps serving).
+#[utoipa::path(post, path = "/api/v1/ops/services/{name}/restart",
+    params(("name" = String, Path)),
+    responses((status = 200, body = ProcessStatus), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+async fn restart(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ProcessStatus>> {
+    control(&state, &name, "restart").await
+}
+
 async fn control(state: &AppState, name: &str, action: &str) -> ApiResult<Json<ProcessStatus>> {
     let Some(control_url) = &state.config.control_url else {
         return Err(ApiError::not_found(
@@ -188,10 +212,20 @@ async fn control(state: &AppState, name: &str, action: &str) -> ApiResult<Json<P
     let response = state
         .client
         .post(&format!("{control_url}/services/{name}/{action}"))
-        .timeout(Duration::from_secs(15))
+        // A restart waits up to 15 s for the new process, then drains the
+        // old one for up to 10 s.
+        .timeout(Duration::from_secs(40))
         .send()
         .await
         .map_err(|e| unavailable("supervisor", &e))?;
+    if response.status() == reqwest::StatusCode::CONFLICT {
+        let problem: Value = response.json().await.unwrap_or_default();
+        return Err(ApiError::conflict(
+            problem["detail"]
+                .as_str()
+                .unwrap_or("the supervisor refused"),
+        ));
+    }
     if !response.status().is_success() {
         let status = response.status();
         let detail = response.text().await.unwrap_or_default();
@@ -203,7 +237,7 @@ async fn control(state: &AppState, name: &str, action: &str) -> ApiResult<Json<P
         .json::<ProcessStatus>()
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("bad supervisor answer: {e}")))?;
-    if action == "start" {
+    if action == "start" || action == "restart" {
         // It answers again (the supervisor waited until it was ready):
         // calls need not wait out the breaker's cooldown to find out.
         for upstream in state.upstreams.iter() {

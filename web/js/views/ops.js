@@ -118,8 +118,9 @@ function rateOf(previous, overview, now) {
   return rates;
 }
 
-// The ops API's process control: kill is SIGKILL, stop is graceful.
-const CONTROL = { kill: 'stop?mode=kill', stop: 'stop?mode=graceful', start: 'start' };
+// The ops API's process control: kill is SIGKILL, stop is graceful,
+// restart starts a new process before draining the old (no downtime).
+const CONTROL = { kill: 'stop?mode=kill', stop: 'stop?mode=graceful', start: 'start', restart: 'restart' };
 
 const fmt = (v, digits = 1) => (v === null || v === undefined ? '—' : Number(v).toFixed(digits));
 
@@ -220,7 +221,7 @@ function drawTable(table, overview, rates, control) {
           ? h('span', { class: 'muted small' }, 'serves this page')
           : s.status === 'down'
             ? button('start', 'Start', '')
-            : [button('kill', 'Kill', 'danger'), button('stop', 'Stop', 'secondary')])));
+            : [button('kill', 'Kill', 'danger'), button('stop', 'Stop', 'secondary'), button('restart', 'Restart', 'secondary')])));
       }
       return h('tr', { 'data-service': s.name }, cells);
     })));

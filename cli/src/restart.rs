@@ -1,0 +1,53 @@
+//! `feastfast restart <service>`: a zero-downtime restart of one service of
+//! a running `feastfast up`, through the gateway's ops API (which forwards
+//! to the supervisor): the new process starts beside the old one on the
+//! same port, and the old one is drained only once the new one is ready.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use contracts::ops::ProcessStatus;
+
+#[derive(Args, Debug)]
+pub(crate) struct RestartArgs {
+    /// The service (or replica, e.g. `orders-2`) to restart.
+    service: String,
+    /// The gateway of the running platform.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    gateway: String,
+}
+
+pub(crate) async fn run(args: RestartArgs) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/api/v1/ops/services/{}/restart",
+        args.gateway.trim_end_matches('/'),
+        args.service
+    );
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(&url)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the gateway at {}", args.gateway))?;
+    let status = response.status();
+    if !status.is_success() {
+        let problem: serde_json::Value = response.json().await.unwrap_or_default();
+        bail!(
+            "{} was not restarted ({status}): {}",
+            args.service,
+            problem["detail"].as_str().unwrap_or("no reason given")
+        );
+    }
+    let process: ProcessStatus = response.json().await.context("a process status")?;
+    println!(
+        "{}: restarted without downtime in {:.1} s (now pid {})",
+        process.name,
+        started.elapsed().as_secs_f64(),
+        process
+            .pid
+            .map_or_else(|| "?".to_owned(), |p| p.to_string())
+    );
+    Ok(())
+}
