@@ -1,6 +1,7 @@
 //! `feastfast`: run the whole platform (`up`) or one service (`serve`),
 //! load it (`load`), and restart one service without downtime (`restart`).
 
+mod chaos;
 mod control;
 mod load;
 mod outbox;
@@ -45,6 +46,10 @@ enum Command {
     /// Restarts one service of a running `feastfast up` without downtime:
     /// the new process serves before the old one drains.
     Restart(restart::RestartArgs),
+    /// Kills a random backend service of a local `feastfast up` at every
+    /// interval (and starts it again) under a steady load; then run
+    /// `feastfast verify`.
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
             Command::Outbox(command) => outbox::run(command).await,
             Command::Load(args) => load::run(args).await,
             Command::Restart(args) => restart::run(args).await,
+            Command::Chaos(args) => chaos::run(args).await,
         }
     });
     match result {

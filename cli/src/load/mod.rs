@@ -11,10 +11,10 @@
 //! search, a live progress line on stderr, the table on stdout and the
 //! JSON report.
 
-mod api;
-mod engine;
+pub(crate) mod api;
+pub(crate) mod engine;
 mod find_max;
-mod mix;
+pub(crate) mod mix;
 mod stats;
 
 use std::io::{IsTerminal, Write};
