@@ -38,6 +38,11 @@ use crate::error::{ApiError, InternalCause};
 /// The default largest request body: JSON APIs need far less.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
+/// Work that finishes after the last request was answered (the outbox
+/// relay's current batch), run once when the server has drained.
+pub type ShutdownHook =
+    Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
 /// What a service brings; the server adds the rest.
 pub struct Service {
     pub name: &'static str,
@@ -47,6 +52,8 @@ pub struct Service {
     pub db: Option<Db>,
     pub openapi: utoipa::openapi::OpenApi,
     pub body_limit: usize,
+    /// Run in order once in-flight requests are done ([`Service::on_shutdown`]).
+    pub shutdown_hooks: Vec<ShutdownHook>,
 }
 
 impl Service {
@@ -58,7 +65,20 @@ impl Service {
             db: None,
             openapi,
             body_limit: DEFAULT_BODY_LIMIT,
+            shutdown_hooks: Vec::new(),
         }
+    }
+
+    /// Runs `hook` when the server shuts down, after the last in-flight
+    /// request was answered (readiness flipped first, then the listener
+    /// closed, then the requests drained, then the hooks).
+    pub fn on_shutdown<F>(mut self, hook: impl FnOnce() -> F + Send + 'static) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.shutdown_hooks
+            .push(Box::new(move || Box::pin(hook()) as std::pin::Pin<Box<_>>));
+        self
     }
 
     pub fn with_db(mut self, db: Db) -> Self {
@@ -78,6 +98,7 @@ struct Health {
 pub struct Server {
     listener: TcpListener,
     app: Router,
+    shutdown_hooks: Vec<ShutdownHook>,
     health: Arc<Health>,
     draining: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
@@ -160,6 +181,7 @@ impl Server {
         Server {
             listener,
             app,
+            shutdown_hooks: service.shutdown_hooks,
             draining,
             health,
             shutdown,
@@ -212,6 +234,9 @@ impl Server {
         axum::serve(self.listener, app)
             .with_graceful_shutdown(graceful)
             .await?;
+        for hook in self.shutdown_hooks {
+            hook().await;
+        }
         tracing::info!(service = name, "stopped");
         Ok(())
     }

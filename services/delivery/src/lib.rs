@@ -40,9 +40,9 @@ use std::sync::Arc;
 
 use axum::Extension;
 use platform::auth::ServiceTokens;
+use platform::events::Outbox;
 use platform::events::consumer::{Consumer, ConsumerConfig};
 use platform::events::transport::Transport;
-use platform::events::{Outbox, Relay};
 use platform::{Db, HttpClient, Server, Service, Verifier};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -81,15 +81,11 @@ impl AppState {
 /// service stopped and started again in one process (the tests' restarts)
 /// never leaves an old dispatcher or consumer running on the side.
 struct Background {
-    relay: Option<Relay>,
     tasks: Vec<AbortHandle>,
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if let Some(relay) = self.relay.take() {
-            relay.stop();
-        }
         for task in &self.tasks {
             task.abort();
         }
@@ -153,7 +149,6 @@ pub async fn build_with(
     )
     .start_on(&transport);
     state._background = Some(Arc::new(Background {
-        relay: Some(relay),
         tasks: vec![dispatcher.abort_handle(), consumer.abort_handle()],
     }));
     let dead_letters = platform::events::dead_letters::router(db.clone(), vec![consumer_ops]);
@@ -162,7 +157,8 @@ pub async fn build_with(
         router(state).merge(dead_letters).layer(Extension(verifier)),
         ApiDoc::openapi(),
     )
-    .with_db(db);
+    .with_db(db)
+    .on_shutdown(move || relay.finish());
     Ok(Server::bind(&config.service.http, service).await?)
 }
 

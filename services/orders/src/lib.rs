@@ -42,22 +42,19 @@ pub struct AppState {
     outbox: Outbox,
     orchestrator: Arc<orchestrator::Orchestrator>,
     decision_deadline: Duration,
-    /// The relay, sweeper and consumers: they stop when the server (which
-    /// owns the last copy of this state) stops, so a service restarted in
-    /// the same process never leaves its old workers running.
+    /// The sweeper and consumers: they stop when the server (which owns the
+    /// last copy of this state) stops, so a service restarted in the same
+    /// process never leaves its old workers running. (The relay is the
+    /// server's to finish: `Service::on_shutdown`.)
     _background: Arc<Background>,
 }
 
 struct Background {
-    relay: Option<platform::events::Relay>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if let Some(relay) = self.relay.take() {
-            relay.stop();
-        }
         for task in &self.tasks {
             task.abort();
         }
@@ -155,10 +152,7 @@ pub async fn build_with(
         outbox,
         orchestrator,
         decision_deadline: config.decision_deadline,
-        _background: Arc::new(Background {
-            relay: Some(relay),
-            tasks,
-        }),
+        _background: Arc::new(Background { tasks }),
     };
     let mut openapi = ApiDoc::openapi();
     openapi.merge(stats::StatsDoc::openapi());
@@ -167,7 +161,8 @@ pub async fn build_with(
         router(state).merge(dead_letters).layer(Extension(verifier)),
         openapi,
     )
-    .with_db(db);
+    .with_db(db)
+    .on_shutdown(move || relay.finish());
     Ok(Server::bind(&config.service.http, service).await?)
 }
 

@@ -79,19 +79,18 @@ pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::
     let transport = Transport::connect(&config.service.events, "payments").await?;
     let mut state = AppState::new(db.clone());
     state.outbox = transport.outbox(db.clone());
-    let outbox = state.outbox().clone();
+    // Events committed before a crash are still unpositioned in the
+    // outbox, and the relay finds them on its first pass; on shutdown it
+    // finishes the batch in hand.
+    let relay = state.outbox().start_relay();
     let service = Service::new(
         "payments",
         router(state).layer(Extension(verifier)),
         routes::openapi(),
     )
-    .with_db(db);
-    let server = Server::bind(&config.service.http, service).await?;
-    // The relay runs for the life of the process. Events committed before
-    // a crash are still unpositioned in the outbox, and it finds them on its
-    // first pass.
-    outbox.start_relay();
-    Ok(server)
+    .with_db(db)
+    .on_shutdown(move || relay.finish());
+    Ok(Server::bind(&config.service.http, service).await?)
 }
 
 /// The service's routes and its event feed, without the server's standard

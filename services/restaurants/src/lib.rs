@@ -74,8 +74,8 @@ pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::
     let transport = Transport::connect(&config.service.events, "restaurants").await?;
     let mut state = AppState::new(db.clone(), config.accept_window);
     state.outbox = transport.outbox(db.clone());
-    // The relay runs for the life of the process.
-    let _relay = state.outbox.start_relay();
+    // The relay runs until the server stops, finishing its batch then.
+    let relay = state.outbox.start_relay();
     let mut openapi = routes::openapi();
     openapi.merge(kitchen::KitchenDoc::openapi());
     let service = Service::new(
@@ -83,7 +83,8 @@ pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::
         router(state).layer(Extension(verifier)),
         openapi,
     )
-    .with_db(db);
+    .with_db(db)
+    .on_shutdown(move || relay.finish());
     Ok(Server::bind(&config.service.http, service).await?)
 }
 

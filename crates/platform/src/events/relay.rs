@@ -68,12 +68,15 @@ impl Outbox {
     /// Starts the relay task for this outbox.
     pub fn start_relay(&self) -> Relay {
         let outbox = self.clone();
+        let (stop, mut stopping) = watch::channel(false);
         let task = tokio::spawn(async move {
             // After a failure the relay waits longer each time (jittered,
             // up to MAX_BACKOFF), so a dead transport or database is not
             // hammered; a success resets the wait to the normal tick.
             let mut backoff = TICK;
-            loop {
+            // A stop is heeded only between passes: a batch handed to the
+            // transport is always marked published before the relay ends.
+            while !*stopping.borrow() {
                 let positioned = outbox.relay_once().await;
                 if let Err(e) = &positioned {
                     tracing::warn!(error = %e, "outbox relay failed; retrying");
@@ -93,10 +96,11 @@ impl Outbox {
                 tokio::select! {
                     () = outbox.wake.notified(), if positioned.is_ok() && published.is_ok() => {}
                     () = tokio::time::sleep(wait) => {}
+                    _ = stopping.changed() => {}
                 }
             }
         });
-        Relay { task }
+        Relay { task, stop }
     }
 
     /// Positions every committed, unpositioned event; returns the head.
@@ -235,10 +239,31 @@ fn age_seconds(at: &str) -> f64 {
 /// The running relay task; dropping it does not stop it, [`Relay::stop`] does.
 pub struct Relay {
     task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
 }
 
+/// The longest a graceful stop waits for the relay's current pass.
+const FINISH_WITHIN: Duration = Duration::from_secs(5);
+
 impl Relay {
+    /// Stops it at once, wherever it is (a batch published but not yet
+    /// marked is published again by the next relay: transports and
+    /// consumers are idempotent).
     pub fn stop(self) {
         self.task.abort();
+    }
+
+    /// Stops it gracefully: the current pass (a batch being positioned or
+    /// published) finishes and is recorded, then the relay ends; after
+    /// [`FINISH_WITHIN`] it is stopped as by [`Relay::stop`].
+    pub async fn finish(mut self) {
+        self.stop.send_replace(true);
+        if tokio::time::timeout(FINISH_WITHIN, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the outbox relay did not finish its pass in time; stopping it");
+            self.task.abort();
+        }
     }
 }

@@ -779,3 +779,52 @@ async fn on_nats_replicas_share_one_durable_consumer_and_apply_each_event_once()
     relay.stop();
     let _ = kitchen.delete_stream("kitchen").await;
 }
+
+/// A transport that takes its time, and says when a batch arrived.
+#[derive(Default)]
+struct Slow {
+    entered: tokio::sync::Notify,
+}
+
+impl super::transport::Publisher for Slow {
+    fn publish<'a>(
+        &'a self,
+        _entries: &'a [contracts::events::FeedEntry],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.entered.notify_one();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_stop_lets_the_relay_finish_the_batch_in_hand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, "kitchen").await;
+    let slow = Arc::new(Slow::default());
+    let outbox = Outbox::with_publisher(db.clone(), slow.clone());
+    for dish in ["soup", "bread", "cake"] {
+        cook(&db, &outbox, dish).await;
+    }
+    let relay = outbox.start_relay();
+    // The batch (all three) is with the transport: stop now.
+    slow.entered.notified().await;
+    let started = Instant::now();
+    relay.finish().await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&db)
+            .await
+            .expect("reads");
+    assert_eq!(
+        unpublished, 0,
+        "the batch in hand was recorded as published"
+    );
+}
