@@ -21,6 +21,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod failpoint;
 pub mod server;
 pub mod telemetry;
 pub mod testing;

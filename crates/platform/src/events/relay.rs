@@ -193,6 +193,8 @@ impl Outbox {
         let (first, last) = (entries[0].position, entries[entries.len() - 1].position);
         match self.publisher.publish(&entries).await {
             Ok(()) => {
+                // Published, not yet marked: the batch goes out again.
+                crate::failpoint::hit("relay.published");
                 sqlx::query(
                     "UPDATE outbox SET published_at = $1 \
                      WHERE position >= $2 AND position <= $3 AND published_at IS NULL",
