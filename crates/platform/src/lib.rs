@@ -13,6 +13,7 @@
 //! Architecture invariant: a service never re-implements anything in this
 //! crate; if two services need the same code, it moves here.
 
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;

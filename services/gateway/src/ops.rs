@@ -21,6 +21,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/ops/services", get(services))
         .route("/api/v1/ops/overview", get(crate::overview::overview))
+        .route("/api/v1/ops/audit", get(crate::audit::audit))
         .route("/api/v1/ops/services/{name}/stop", post(stop))
         .route("/api/v1/ops/services/{name}/start", post(start))
         .route("/api/v1/openapi.json", get(public_openapi))
@@ -46,7 +47,14 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(services, stop, start, public_openapi, crate::overview::overview))]
+#[openapi(paths(
+    services,
+    stop,
+    start,
+    public_openapi,
+    crate::overview::overview,
+    crate::audit::audit
+))]
 struct ApiDoc;
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
