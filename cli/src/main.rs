@@ -1,5 +1,5 @@
-//! `feastfast`: run the whole platform (`up`) or one service (`serve`), and
-//! load it (`load`).
+//! `feastfast`: run the whole platform (`up`) or one service (`serve`),
+//! load it (`load`), and check its invariants (`verify`).
 
 mod control;
 mod load;
@@ -9,6 +9,7 @@ mod serve;
 mod sim;
 mod supervisor;
 mod up;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,10 @@ enum Command {
     /// Loads a running platform through its gateway at a fixed rate
     /// (open loop) and reports latency percentiles per operation.
     Load(load::LoadArgs),
+    /// Checks the invariants that span services (payments against orders,
+    /// stock, tickets, couriers, outboxes, dead letters) on the gateway's
+    /// audit; exits non-zero on any violation.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
             Command::Serve { service } => serve::run(service).await,
             Command::Outbox(command) => outbox::run(command).await,
             Command::Load(args) => load::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
         }
     });
     match result {

@@ -15,6 +15,8 @@ mod api;
 mod engine;
 mod find_max;
 mod mix;
+
+pub(crate) use mix::parse_duration;
 mod stats;
 
 use std::io::{IsTerminal, Write};
@@ -25,7 +27,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use engine::{Live, Plan};
-use mix::{Mix, parse_duration, parse_rate};
+use mix::{Mix, parse_rate};
 use stats::StepReport;
 
 /// `feastfast load`.
