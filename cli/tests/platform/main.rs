@@ -2,6 +2,7 @@
 //! ports, driven through the gateway like a user would.
 
 mod browser;
+mod failpoints;
 mod harness;
 mod lifecycle;
 mod load;
