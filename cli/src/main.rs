@@ -1,5 +1,6 @@
 //! `feastfast`: run the whole platform (`up`) or one service (`serve`),
-//! load it (`load`), and restart one service without downtime (`restart`).
+//! load it (`load`), restart one service without downtime (`restart`),
+//! break it (`chaos`) and check its invariants (`verify`).
 
 mod chaos;
 mod control;
@@ -11,6 +12,7 @@ mod serve;
 mod sim;
 mod supervisor;
 mod up;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -50,6 +52,10 @@ enum Command {
     /// interval (and starts it again) under a steady load; then run
     /// `feastfast verify`.
     Chaos(chaos::ChaosArgs),
+    /// Checks the invariants that span services (payments against orders,
+    /// stock, tickets, couriers, outboxes, dead letters) on the gateway's
+    /// audit; exits non-zero on any violation.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
             Command::Load(args) => load::run(args).await,
             Command::Restart(args) => restart::run(args).await,
             Command::Chaos(args) => chaos::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
         }
     });
     match result {

@@ -15,7 +15,22 @@ pub(crate) enum ServiceName {
     Delivery,
 }
 
+impl ServiceName {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Gateway => "gateway",
+            ServiceName::Users => "users",
+            ServiceName::Restaurants => "restaurants",
+            ServiceName::Orders => "orders",
+            ServiceName::Payments => "payments",
+            ServiceName::Delivery => "delivery",
+        }
+    }
+}
+
 pub(crate) async fn run(service: ServiceName) -> anyhow::Result<()> {
+    // Before anything can reach a failpoint (migrations, the relay).
+    platform::failpoint::init(service.as_str())?;
     let env = Env::from_process();
     let server = match service {
         ServiceName::Users => {

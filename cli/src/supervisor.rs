@@ -8,6 +8,10 @@
 //! supervisor, so if the supervisor dies however it dies, they notice the
 //! pipe closing and exit too.
 //!
+//! Failpoints (`FEASTFAST_FAILPOINTS`, `platform::failpoint`) reach a
+//! service's first start only: the process restarted after a crash runs
+//! clean, so a crash test sees the recovery instead of a crash loop.
+//!
 //! Invariant: a service the user stopped stays stopped; a service that
 //! crashed comes back.
 
@@ -149,6 +153,8 @@ struct Supervised {
     started_at: Instant,
     backoff: Duration,
     restart_at: Option<tokio::time::Instant>,
+    /// How many times it was started: failpoints arm the first only.
+    starts: u32,
 }
 
 impl Supervised {
@@ -165,7 +171,9 @@ impl Supervised {
     }
 
     fn spawn(&mut self) {
-        match spawn_child(&self.exe, &self.spec) {
+        let first = self.starts == 0;
+        self.starts += 1;
+        match spawn_child(&self.exe, &self.spec, first) {
             Ok(mut child) => {
                 self.lifeline = child.stdin.take();
                 self.started_at = Instant::now();
@@ -211,7 +219,7 @@ impl Supervised {
                 self.spec.name
             ));
         }
-        let mut fresh = spawn_child(&self.exe, &self.spec).map_err(|e| format!("{e:#}"))?;
+        let mut fresh = spawn_child(&self.exe, &self.spec, false).map_err(|e| format!("{e:#}"))?;
         // Held apart from the child: `wait` would close it (see `lifeline`).
         let fresh_lifeline = fresh.stdin.take();
         let fresh_pid = fresh.id().unwrap_or(0);
@@ -297,6 +305,7 @@ async fn supervise(exe: PathBuf, spec: ServiceSpec, mut commands: mpsc::Receiver
         started_at: Instant::now(),
         backoff: FIRST_BACKOFF,
         restart_at: None,
+        starts: 0,
     };
     s.spawn();
     loop {
@@ -365,14 +374,20 @@ async fn supervise(exe: PathBuf, spec: ServiceSpec, mut commands: mpsc::Receiver
 /// Measured with `ps -o rss` after 8 concurrent registrations.
 const MALLOC_TUNING: &[(&str, &str)] = &[("MALLOC_MMAP_THRESHOLD_", "1048576")];
 
-fn spawn_child(exe: &PathBuf, spec: &ServiceSpec) -> anyhow::Result<Child> {
+/// Starts `spec`'s process; `first` says whether it is its first start
+/// (the only one that inherits `FEASTFAST_FAILPOINTS`).
+fn spawn_child(exe: &PathBuf, spec: &ServiceSpec, first: bool) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&spec.log_file)
         .with_context(|| format!("cannot open {}", spec.log_file.display()))?;
     let log_err = log.try_clone()?;
-    Command::new(exe)
+    let mut command = Command::new(exe);
+    if !first {
+        command.env_remove(platform::failpoint::ENV);
+    }
+    command
         .arg("serve")
         .arg(spec.service)
         .envs(spec.env.iter().cloned())

@@ -110,6 +110,7 @@ const SERVICES: &[&str] = gateway::SERVICES;
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let failpoints = check_failpoints()?;
     let data_dir = absolute(&args.data_dir)?;
     let logs = data_dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
@@ -220,6 +221,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         "Starting FeastFast (data: {storage}; events: {events}; logs in {})",
         logs.display()
     );
+    if let Some(failpoints) = failpoints {
+        println!("Failpoints armed for each service's first start: {failpoints}");
+    }
     let mut waiting = tokio::task::JoinSet::new();
     for (name, port) in ports.iter().map(|(n, p)| ((*n).to_owned(), *p)) {
         waiting.spawn(async move {
@@ -277,6 +281,32 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     supervisor.shutdown().await;
     println!("Stopped.");
     Ok(())
+}
+
+/// The failpoints armed for this run (`FEASTFAST_FAILPOINTS`), checked
+/// here so a bad name stops `up` at once: a child refusing it would be
+/// restarted without it, and the typo would go unnoticed.
+fn check_failpoints() -> anyhow::Result<Option<String>> {
+    let Some(value) = std::env::var(platform::failpoint::ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    platform::failpoint::parse(&value, "")?;
+    for entry in value.split(',') {
+        if let Some((service, _)) = entry.split_once(':') {
+            let service = service.trim();
+            if service != "gateway" && !SERVICES.contains(&service) {
+                anyhow::bail!(
+                    "{}: {service:?} is not a service (gateway, {})",
+                    platform::failpoint::ENV,
+                    SERVICES.join(", ")
+                );
+            }
+        }
+    }
+    Ok(Some(value))
 }
 
 /// Where service `name` keeps its data: its own SQLite file under the

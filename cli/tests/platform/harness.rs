@@ -52,6 +52,23 @@ fn production_mode(data_dir: &Path, args: &[&str]) -> Vec<String> {
     .to_vec()
 }
 
+/// Where `service` of the platform in `data_dir` keeps its data: the
+/// database `feastfast up` gave it (in production mode, as
+/// [`production_mode`] names them).
+pub(crate) fn database_url(data_dir: &Path, service: &str) -> String {
+    match production_servers() {
+        Some((postgres, _)) => format!(
+            "{}/fftest_{}_{service}",
+            postgres.trim_end_matches('/'),
+            platform::testing::test_key(data_dir)
+        ),
+        None => format!(
+            "sqlite://{}",
+            data_dir.join(format!("{service}.db")).display()
+        ),
+    }
+}
+
 /// A base port with the ports of a platform after it free too (the six
 /// services and their second replicas, base + 0..16). Chosen below Linux's
 /// ephemeral range (32768 and up): a port from that range can be taken
@@ -89,8 +106,8 @@ impl Platform {
         Self::start_with_env(data_dir, port, args, &[])
     }
 
-    /// [`Self::start_with`] with extra environment variables for every
-    /// process of the platform (each service reads its own).
+    /// [`Platform::start_with`] with extra environment variables for
+    /// `feastfast up` (and so for its services' first start).
     pub(crate) fn start_with_env(
         data_dir: &Path,
         port: u16,

@@ -2,7 +2,9 @@
 //! ports, driven through the gateway like a user would.
 
 mod browser;
+mod chaos;
 mod degraded;
+mod failpoints;
 mod harness;
 mod lifecycle;
 mod load;

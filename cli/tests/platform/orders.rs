@@ -102,6 +102,20 @@ pub(crate) async fn restaurant(p: &Platform, email: &str, stock: i64) -> (String
     (owner, id, dish["id"].as_str().expect("id").to_owned())
 }
 
+/// A fresh courier, online near the test kitchens: their token.
+pub(crate) async fn online_courier(p: &Platform, email: &str) -> String {
+    let courier = p.register(email, "courier").await;
+    let r = p
+        .api
+        .request(reqwest::Method::PUT, "/couriers/me", Some(&courier))
+        .json(&json!({"available": true, "location": {"lat": 52.53, "lng": 13.41}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    courier
+}
+
 pub(crate) async fn stock(p: &Platform, restaurant: &str) -> Option<i64> {
     let detail: Value = p
         .api
@@ -186,15 +200,7 @@ async fn a_courier_picks_up_and_delivers_and_a_cancel_after_pick_up_is_refused()
     let dir = tempfile::tempdir().expect("tempdir");
     let p = Platform::start(dir.path(), free_base_port());
     let (_, kitchen, dish) = restaurant(&p, "chef@example.com", 10).await;
-    let courier = p.register("rider@example.com", "courier").await;
-    let r = p
-        .api
-        .request(reqwest::Method::PUT, "/couriers/me", Some(&courier))
-        .json(&json!({"available": true, "location": {"lat": 52.53, "lng": 13.41}}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
+    let courier = online_courier(&p, "rider@example.com").await;
     let customer = p.register("eater@example.com", "customer").await;
 
     let o = id(&place(
@@ -362,15 +368,7 @@ async fn with_delivery_down_customers_still_order_and_get_a_courier_when_it_retu
     let dir = tempfile::tempdir().expect("tempdir");
     let p = Platform::start(dir.path(), free_base_port());
     let (_, kitchen, dish) = restaurant(&p, "owner3@example.com", 10).await;
-    let courier = p.register("rider3@example.com", "courier").await;
-    let r = p
-        .api
-        .request(reqwest::Method::PUT, "/couriers/me", Some(&courier))
-        .json(&json!({"available": true, "location": {"lat": 52.53, "lng": 13.41}}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), StatusCode::OK);
+    online_courier(&p, "rider3@example.com").await;
     let customer = p.register("hungry@example.com", "customer").await;
 
     ops(&p, "/ops/services/delivery/stop?mode=kill").await;

@@ -4,6 +4,7 @@
 //! no I/O, no service logic. A value of a newtype defined here has been
 //! validated, so code that receives one never checks it again.
 
+pub mod audit;
 pub mod catalog;
 pub mod delivery;
 pub mod events;

@@ -13,6 +13,7 @@
 //! Architecture invariant: a service never re-implements anything in this
 //! crate; if two services need the same code, it moves here.
 
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod failpoint;
 pub mod server;
 pub mod telemetry;
 pub mod testing;

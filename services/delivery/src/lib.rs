@@ -154,7 +154,10 @@ pub async fn build_with(
     let dead_letters = platform::events::dead_letters::router(db.clone(), vec![consumer_ops]);
     let service = Service::new(
         "delivery",
-        router(state).merge(dead_letters).layer(Extension(verifier)),
+        router(state)
+            .merge(dead_letters)
+            .merge(platform::audit::router(db.clone(), store::audit))
+            .layer(Extension(verifier)),
         ApiDoc::openapi(),
     )
     .with_db(db)

@@ -6,6 +6,7 @@
 //! `deliveries_one_active_per_courier` makes a second active delivery for
 //! one courier impossible even if the code above it were wrong.
 
+use contracts::audit::{DeliveriesAudit, DeliveryAudit};
 use contracts::catalog::Location;
 use contracts::delivery::{Courier, Delivery, DeliveryStatus};
 use contracts::orders::OrderConfirmed;
@@ -381,4 +382,30 @@ pub(crate) async fn assign(
     .await?
     .rows_affected();
     Ok(assigned == 1)
+}
+
+/// Every delivery (order, courier, status), and the events backlog, for
+/// `GET /internal/audit`.
+pub(crate) async fn audit(db: Db) -> Result<DeliveriesAudit, sqlx::Error> {
+    let rows: Vec<(String, Option<String>, String)> =
+        sqlx::query_as("SELECT order_id, courier_id, status FROM deliveries ORDER BY order_id")
+            .fetch_all(&db)
+            .await?;
+    let deliveries = rows
+        .iter()
+        .map(|(order_id, courier_id, status)| {
+            Ok(DeliveryAudit {
+                order_id: parse_column(order_id, "order_id")?,
+                courier_id: courier_id
+                    .as_deref()
+                    .map(|c| parse_column(c, "courier_id"))
+                    .transpose()?,
+                status: status_of(status)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(DeliveriesAudit {
+        deliveries,
+        events: platform::events::audit(&db).await?,
+    })
 }

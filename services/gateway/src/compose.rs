@@ -12,7 +12,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header;
 use axum::response::Response;
-use platform::client::Idempotency;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -62,18 +61,8 @@ async fn delivery_of(state: &AppState, order_id: &str) -> Result<Value, String> 
     let Some(delivery) = state.upstream("delivery") else {
         return Ok(Value::Null);
     };
-    let token = state.tokens.token().await.map_err(|e| e.to_string())?;
     let path = format!("/internal/deliveries/by-order/{order_id}");
-    let answer = delivery
-        .send(Idempotency::Safe, |base| {
-            state
-                .client
-                .get(&format!("{base}{path}"))
-                .bearer_auth(&token)
-                .timeout(DELIVERY_BUDGET)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let answer = state.internal_get(delivery, &path, DELIVERY_BUDGET).await?;
     match answer.status() {
         s if s.is_success() => {
             let d: Value = answer.json().await.map_err(|e| e.to_string())?;

@@ -13,6 +13,7 @@
 //! source of both the router and the public OpenAPI document.
 
 mod admission;
+mod audit;
 mod compose;
 mod config;
 mod forward;
@@ -51,6 +52,26 @@ pub struct AppState {
 impl AppState {
     fn upstream(&self, name: &str) -> Option<&platform::client::Upstream> {
         self.upstreams.iter().find(|u| u.name() == name)
+    }
+
+    /// `GET path` on `upstream`'s internal API with the gateway's service
+    /// token, within `timeout`; a read, so retried on another replica.
+    async fn internal_get(
+        &self,
+        upstream: &platform::client::Upstream,
+        path: &str,
+        timeout: std::time::Duration,
+    ) -> Result<reqwest::Response, String> {
+        let token = self.tokens.token().await.map_err(|e| e.to_string())?;
+        upstream
+            .send(platform::client::Idempotency::Safe, |base| {
+                self.client
+                    .get(&format!("{base}{path}"))
+                    .bearer_auth(&token)
+                    .timeout(timeout)
+            })
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -21,6 +21,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/ops/services", get(services))
         .route("/api/v1/ops/overview", get(crate::overview::overview))
+        .route("/api/v1/ops/audit", get(crate::audit::audit))
         .route("/api/v1/ops/services/{name}/stop", post(stop))
         .route("/api/v1/ops/services/{name}/start", post(start))
         .route("/api/v1/ops/services/{name}/restart", post(restart))
@@ -53,7 +54,8 @@ async fn index(State(state): State<AppState>) -> Json<Value> {
     start,
     restart,
     public_openapi,
-    crate::overview::overview
+    crate::overview::overview,
+    crate::audit::audit
 ))]
 struct ApiDoc;
 

@@ -158,7 +158,10 @@ pub async fn build_with(
     openapi.merge(stats::StatsDoc::openapi());
     let service = Service::new(
         "orders",
-        router(state).merge(dead_letters).layer(Extension(verifier)),
+        router(state)
+            .merge(dead_letters)
+            .merge(platform::audit::router(db.clone(), store::audit))
+            .layer(Extension(verifier)),
         openapi,
     )
     .with_db(db)

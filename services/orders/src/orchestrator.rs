@@ -312,6 +312,8 @@ impl Orchestrator {
                 let (events, facts) = match answer {
                     Ok(answer) => {
                         metrics::counter!("saga_steps_total", "step" => command.step(), "outcome" => "answered").increment(1);
+                        // The participant acted; the saga does not know yet.
+                        platform::failpoint::hit(format_args!("saga.{}.answered", command.step()));
                         answer
                     }
                     Err(e) => {
@@ -329,6 +331,8 @@ impl Orchestrator {
                         Err(e) => return Err(e.into()),
                     }
                 }
+                // The answer is committed; the next step has not started.
+                platform::failpoint::hit(format_args!("saga.{}.recorded", command.step()));
             }
             if let Some(e) = unreachable {
                 return Err(e.into());
@@ -780,6 +784,20 @@ async fn publish(
 #[cfg(test)]
 mod tests {
     use super::delivery_fee_cents;
+    use crate::domain::Command;
+
+    #[test]
+    fn every_step_the_orchestrator_executes_has_its_two_failpoints() {
+        for step in Command::CALLS {
+            for stage in ["answered", "recorded"] {
+                let name = format!("saga.{}.{stage}", step.step());
+                assert!(
+                    platform::failpoint::KNOWN.iter().any(|(n, _)| *n == name),
+                    "{name} is missing from failpoint::KNOWN"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_fee_grows_per_started_kilometre_up_to_a_cap() {

@@ -1,5 +1,6 @@
 //! The orders service's SQL, next to the functions that run it.
 
+use contracts::audit::{OrderAudit, OrdersAudit};
 use contracts::catalog::Location;
 use contracts::kitchen::PricedLine;
 use contracts::orders::{OrderStatus, PlaceOrder, TimelineEntry};
@@ -375,4 +376,34 @@ pub(crate) async fn set_key_response(
     .execute(db)
     .await
     .map(|_| ())
+}
+
+/// Every order as its saga stands, and the events backlog, for
+/// `GET /internal/audit`.
+pub(crate) async fn audit(db: Db) -> Result<OrdersAudit, sqlx::Error> {
+    let rows: Vec<(String, String, Option<String>, String, String)> = sqlx::query_as(
+        "SELECT id, saga, accept_by, created_at, updated_at FROM orders ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await?;
+    let mut orders = Vec::with_capacity(rows.len());
+    for (id, saga, accept_by, created_at, updated_at) in rows {
+        let saga: Saga = json_column(&saga, "saga")?;
+        orders.push(OrderAudit {
+            id: parse_column(&id, "id")?,
+            status: saga.status(),
+            created_at,
+            updated_at,
+            outstanding: saga
+                .outstanding()
+                .iter()
+                .map(|c| c.step().to_owned())
+                .collect(),
+            decide_by: accept_by.filter(|_| saga.status() == OrderStatus::AwaitingRestaurant),
+        });
+    }
+    Ok(OrdersAudit {
+        orders,
+        events: platform::events::audit(&db).await?,
+    })
 }

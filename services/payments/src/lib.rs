@@ -85,7 +85,9 @@ pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::
     let relay = state.outbox().start_relay();
     let service = Service::new(
         "payments",
-        router(state).layer(Extension(verifier)),
+        router(state)
+            .merge(platform::audit::router(db.clone(), store::audit))
+            .layer(Extension(verifier)),
         routes::openapi(),
     )
     .with_db(db)

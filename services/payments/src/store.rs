@@ -3,6 +3,7 @@
 //! Every function takes a connection, so a command runs them inside its one
 //! transaction; reads outside a command acquire one from the pool.
 
+use contracts::audit::{PaymentAudit, PaymentsAudit, Tally};
 use contracts::payments::{Payment, PaymentStatus};
 use contracts::{OrderId, PaymentId};
 use platform::db::parse_column;
@@ -188,4 +189,48 @@ pub(crate) async fn append_ledger(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Every payment with its ledger tallied by kind, and the events backlog,
+/// for `GET /internal/audit`.
+pub(crate) async fn audit(db: platform::Db) -> Result<PaymentsAudit, sqlx::Error> {
+    let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, order_id, status, authorized_cents, captured_cents FROM payments ORDER BY order_id",
+    )
+    .fetch_all(&db)
+    .await?;
+    let ledger: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT payment_id, kind, COUNT(*), CAST(SUM(amount_cents) AS BIGINT) \
+         FROM ledger_entries GROUP BY payment_id, kind",
+    )
+    .fetch_all(&db)
+    .await?;
+    let tally = |payment: &str, kind: &str| {
+        ledger
+            .iter()
+            .find(|(p, k, _, _)| p == payment && k == kind)
+            .map_or(Tally::default(), |&(_, _, count, cents)| Tally {
+                count,
+                cents,
+            })
+    };
+    let payments = rows
+        .iter()
+        .map(|(id, order_id, status, authorized_cents, captured_cents)| {
+            Ok(PaymentAudit {
+                order_id: parse_column(order_id, "order_id")?,
+                status: parse_column(status, "status")?,
+                authorized_cents: *authorized_cents,
+                captured_cents: *captured_cents,
+                authorizations: tally(id, LedgerKind::Authorize.as_str()),
+                captures: tally(id, LedgerKind::Capture.as_str()),
+                voids: tally(id, LedgerKind::Void.as_str()),
+                refunds: tally(id, LedgerKind::Refund.as_str()),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(PaymentsAudit {
+        payments,
+        events: platform::events::audit(&db).await?,
+    })
 }

@@ -80,7 +80,9 @@ pub async fn build_with_verifier(config: Config, verifier: Verifier) -> anyhow::
     openapi.merge(kitchen::KitchenDoc::openapi());
     let service = Service::new(
         "restaurants",
-        router(state).layer(Extension(verifier)),
+        router(state)
+            .merge(platform::audit::router(db.clone(), kitchen::store::audit))
+            .layer(Extension(verifier)),
         openapi,
     )
     .with_db(db)

@@ -313,6 +313,8 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         advance(&mut tx, &self.config.source, position).await?;
         tx.commit().await?;
         if outcome == Outcome::Applied {
+            // Applied, not yet acknowledged (JetStream) nor followed up.
+            crate::failpoint::hit("consumer.applied");
             self.handler.committed(event);
         }
         Ok(outcome)

@@ -23,19 +23,7 @@ use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 
-/// One parked event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DeadLetter {
-    pub event_id: String,
-    pub source: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub position: Option<i64>,
-    pub error: String,
-    pub attempts: i64,
-    pub dead_at: String,
-    pub redriven_at: Option<String>,
-}
+pub use contracts::audit::DeadLetter;
 
 /// What a redrive did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -93,29 +81,33 @@ struct Row {
 }
 
 async fn list(_caller: ServiceCaller, State(ops): State<Ops>) -> ApiResult<Json<Vec<DeadLetter>>> {
+    Ok(Json(all(&ops.db).await?))
+}
+
+/// Every dead letter of this service, parked or redriven, oldest first.
+pub async fn all(db: &Db) -> Result<Vec<DeadLetter>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT event_id, source, position, event, error, CAST(attempts AS BIGINT) AS attempts, dead_at, redriven_at \
          FROM dead_letters ORDER BY dead_at, event_id",
     )
-    .fetch_all(&ops.db)
+    .fetch_all(db)
     .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| DeadLetter {
-                kind: serde_json::from_str::<serde_json::Value>(&r.event)
-                    .ok()
-                    .and_then(|e| e["type"].as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                event_id: r.event_id,
-                source: r.source,
-                position: r.position,
-                error: r.error,
-                attempts: r.attempts,
-                dead_at: r.dead_at,
-                redriven_at: r.redriven_at,
-            })
-            .collect(),
-    ))
+    Ok(rows
+        .into_iter()
+        .map(|r| DeadLetter {
+            kind: serde_json::from_str::<serde_json::Value>(&r.event)
+                .ok()
+                .and_then(|e| e["type"].as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            event_id: r.event_id,
+            source: r.source,
+            position: r.position,
+            error: r.error,
+            attempts: r.attempts,
+            dead_at: r.dead_at,
+            redriven_at: r.redriven_at,
+        })
+        .collect())
 }
 
 async fn redrive(_caller: ServiceCaller, State(ops): State<Ops>) -> ApiResult<Json<Redriven>> {

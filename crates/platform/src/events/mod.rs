@@ -26,10 +26,11 @@ pub mod transport;
 use std::future::Future;
 use std::pin::Pin;
 
+use contracts::audit::EventsAudit;
 use contracts::events::{CloudEvent, Event};
 use sqlx::AnyConnection;
 
-pub use relay::{Outbox, Relay};
+pub use relay::{Outbox, Relay, backlog};
 
 /// A boxed, sendable future (handlers are trait objects).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -59,6 +60,19 @@ pub async fn enqueue<E: Event>(
     .execute(&mut *conn)
     .await?;
     Ok(event)
+}
+
+/// The events part of a service's audit (`contracts::audit`): its
+/// outbox backlog and the dead letters still parked.
+pub async fn audit(db: &crate::db::Db) -> Result<EventsAudit, sqlx::Error> {
+    let (outbox_unpublished, outbox_oldest_seconds) = backlog(db).await?;
+    let mut dead_letters = dead_letters::all(db).await?;
+    dead_letters.retain(|d| d.redriven_at.is_none());
+    Ok(EventsAudit {
+        outbox_unpublished,
+        outbox_oldest_seconds,
+        dead_letters,
+    })
 }
 
 #[cfg(test)]

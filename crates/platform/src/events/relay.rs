@@ -166,26 +166,21 @@ impl Outbox {
         } else {
             None
         };
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT position, event, created_at FROM outbox \
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT position, event FROM outbox \
              WHERE position IS NOT NULL AND published_at IS NULL ORDER BY position LIMIT 500",
         )
         .fetch_all(&self.db)
         .await?;
-        let pending: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(&self.db)
-                .await?;
+        let (pending, oldest) = backlog(&self.db).await?;
         metrics::gauge!("outbox_unpublished").set(pending as f64);
-        let oldest = rows.first().map(|(_, _, at)| at.clone());
-        metrics::gauge!("outbox_oldest_unpublished_seconds")
-            .set(oldest.map_or(0.0, |at| age_seconds(&at)));
+        metrics::gauge!("outbox_oldest_unpublished_seconds").set(oldest.unwrap_or(0.0));
         if rows.is_empty() {
             return Ok(0);
         }
         let entries = rows
             .iter()
-            .map(|(position, json, _)| {
+            .map(|(position, json)| {
                 serde_json::from_str::<CloudEvent>(json)
                     .map(|event| FeedEntry {
                         position: *position,
@@ -197,6 +192,8 @@ impl Outbox {
         let (first, last) = (entries[0].position, entries[entries.len() - 1].position);
         match self.publisher.publish(&entries).await {
             Ok(()) => {
+                // Published, not yet marked: the batch goes out again.
+                crate::failpoint::hit("relay.published");
                 sqlx::query(
                     "UPDATE outbox SET published_at = $1 \
                      WHERE position >= $2 AND position <= $3 AND published_at IS NULL",
@@ -223,6 +220,16 @@ impl Outbox {
             }
         }
     }
+}
+
+/// How many of the outbox's events are not published yet, and how many
+/// seconds the oldest of them has waited.
+pub async fn backlog(db: &Db) -> Result<(i64, Option<f64>), sqlx::Error> {
+    let (pending, oldest): (i64, Option<String>) =
+        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(db)
+            .await?;
+    Ok((pending, oldest.map(|at| age_seconds(&at))))
 }
 
 /// Seconds since the RFC 3339 instant `at` (0 if it does not parse).

@@ -4,7 +4,7 @@ use platform::testing::assert_problem;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::TestPlatform;
+use crate::helpers::{TestPlatform, gateway_with};
 
 /// A bodiless `POST`, as the ops API's process control is called.
 async fn ops_post(p: &TestPlatform, path: &str) -> reqwest::Response {
@@ -206,4 +206,28 @@ async fn the_order_page_carries_its_delivery_and_survives_without_it() {
         dead.get("/orders/o-1", None).await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+#[tokio::test]
+async fn the_audit_gathers_every_service_and_names_those_it_could_not_read() {
+    let p = TestPlatform::spawn().await;
+    // Payments is configured but nothing listens there.
+    let (api, _gateway) = gateway_with(&p, &[("payments", "http://127.0.0.1:1")]).await;
+
+    let r = api.get("/ops/audit", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let audit: contracts::audit::PlatformAudit = r.json().await.expect("an audit");
+    let restaurants = audit.restaurants.expect("restaurants answered");
+    assert!(restaurants.reservations.is_empty());
+    assert_eq!(restaurants.events.outbox_unpublished, 0);
+    assert!(audit.payments.is_none());
+    assert!(
+        audit.unavailable["payments"].contains("refused")
+            || audit.unavailable["payments"].contains("connect"),
+        "{:?}",
+        audit.unavailable
+    );
+    // Not even configured: still named, never skipped in silence.
+    assert!(audit.unavailable.contains_key("orders"));
+    assert!(audit.unavailable.contains_key("delivery"));
 }

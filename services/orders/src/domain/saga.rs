@@ -296,6 +296,18 @@ pub enum Command {
 }
 
 impl Command {
+    /// One of each command that calls a participant (all but `Publish`);
+    /// amounts are placeholders.
+    pub const CALLS: [Command; 7] = [
+        Command::ReserveStock,
+        Command::ReleaseStock,
+        Command::Authorize { amount_cents: 1 },
+        Command::Void,
+        Command::Capture { amount_cents: 1 },
+        Command::CreateTicket,
+        Command::CancelTicket,
+    ];
+
     /// The step's name in the participant's idempotency key
     /// (`<order id>:<step>`): one key per step, so a re-issued command
     /// returns the first result.

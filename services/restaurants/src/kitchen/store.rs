@@ -6,6 +6,7 @@
 //! repeated reservation for the same order waits for the first and replays
 //! it instead of reserving twice.
 
+use contracts::audit::{ReservationAudit, RestaurantsAudit, TicketAudit};
 use contracts::catalog::Location;
 use contracts::kitchen::{
     PricedLine, Reservation, ReservationStatus, ReserveRequest, Ticket, TicketStatus,
@@ -54,12 +55,50 @@ impl ReservationRow {
                 source: Box::new(e),
             })?,
             subtotal_cents: self.subtotal_cents,
-            status: match self.status.as_str() {
-                "released" => ReservationStatus::Released,
-                _ => ReservationStatus::Reserved,
-            },
+            status: reservation_status(&self.status),
         })
     }
+}
+
+fn reservation_status(text: &str) -> ReservationStatus {
+    match text {
+        "released" => ReservationStatus::Released,
+        _ => ReservationStatus::Reserved,
+    }
+}
+
+/// Every reservation and ticket by order, and the events backlog, for
+/// `GET /internal/audit`.
+pub(crate) async fn audit(db: Db) -> Result<RestaurantsAudit, sqlx::Error> {
+    let reservations: Vec<(String, String)> =
+        sqlx::query_as("SELECT order_id, status FROM reservations ORDER BY order_id")
+            .fetch_all(&db)
+            .await?;
+    let tickets: Vec<(String, String)> =
+        sqlx::query_as("SELECT order_id, status FROM tickets ORDER BY order_id")
+            .fetch_all(&db)
+            .await?;
+    Ok(RestaurantsAudit {
+        reservations: reservations
+            .iter()
+            .map(|(order_id, status)| {
+                Ok(ReservationAudit {
+                    order_id: parse_column(order_id, "order_id")?,
+                    status: reservation_status(status),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?,
+        tickets: tickets
+            .iter()
+            .map(|(order_id, status)| {
+                Ok(TicketAudit {
+                    order_id: parse_column(order_id, "order_id")?,
+                    status: ticket_status(status)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?,
+        events: platform::events::audit(&db).await?,
+    })
 }
 
 pub(crate) async fn reservation(

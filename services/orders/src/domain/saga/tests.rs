@@ -968,19 +968,15 @@ fn the_stored_json_form_is_stable() {
 #[test]
 fn every_command_names_a_distinct_step() {
     let commands = [
-        Command::ReserveStock,
-        Command::ReleaseStock,
-        Command::Authorize { amount_cents: 1 },
-        Command::Void,
-        Command::Capture { amount_cents: 1 },
-        Command::CreateTicket,
-        Command::CancelTicket,
         Command::Publish(OrderEventKind::Placed),
         Command::Publish(OrderEventKind::Confirmed),
         Command::Publish(OrderEventKind::Rejected),
         Command::Publish(OrderEventKind::Cancelled),
         Command::Publish(OrderEventKind::Completed),
-    ];
+    ]
+    .into_iter()
+    .chain(Command::CALLS)
+    .collect::<Vec<_>>();
     let mut steps: Vec<&str> = commands.iter().map(Command::step).collect();
     steps.sort_unstable();
     steps.dedup();
