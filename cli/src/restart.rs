@@ -42,9 +42,9 @@ pub(crate) async fn run(args: RestartArgs) -> anyhow::Result<()> {
     }
     let process: ProcessStatus = response.json().await.context("a process status")?;
     println!(
-        "{}: restarted without downtime in {:.1} s (now pid {})",
+        "{}: restarted without downtime in {} ms (now pid {})",
         process.name,
-        started.elapsed().as_secs_f64(),
+        started.elapsed().as_millis(),
         process
             .pid
             .map_or_else(|| "?".to_owned(), |p| p.to_string())

@@ -58,6 +58,21 @@ async fn restarting_payments_and_orders_under_load_fails_no_request() {
     let p = Platform::start(dir.path(), port);
     let (_, kitchen, dish) = restaurant(&p, "owner-z@example.com", 100_000).await;
     let customer = p.register("steady-z@example.com", "customer").await;
+    // The gateway shows every upstream's breaker from its start, closed.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    for upstream in ["users", "restaurants", "orders", "payments", "delivery"] {
+        assert!(
+            metrics.contains(&format!(
+                "client_breaker_state{{upstream=\"{upstream}\"}} 0"
+            )),
+            "{metrics}"
+        );
+    }
 
     let tally = Arc::new(Tally::default());
     let running = Arc::new(AtomicBool::new(true));

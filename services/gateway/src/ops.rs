@@ -197,9 +197,14 @@ async fn control(state: &AppState, name: &str, action: &str) -> ApiResult<Json<P
         ));
     };
     if name == "gateway" {
-        return Err(ApiError::conflict(
-            "the gateway serves this API and cannot stop itself; stop `feastfast up` instead",
-        ));
+        let verb = if action == "restart" {
+            "restart"
+        } else {
+            "stop"
+        };
+        return Err(ApiError::conflict(format!(
+            "the gateway serves this API and cannot {verb} itself; {verb} `feastfast up` instead"
+        )));
     }
     let known = state
         .config

@@ -81,6 +81,10 @@ struct Inner {
 
 impl Breaker {
     pub fn new(upstream: &str, config: BreakerConfig) -> Self {
+        // The recorder must exist before the first gauge is set, or a
+        // breaker made before the server (they are) would not show until
+        // its first change.
+        crate::server::prometheus();
         let breaker = Self {
             inner: Arc::new(Inner {
                 upstream: upstream.to_owned(),

@@ -135,6 +135,21 @@ async fn a_dead_upstream_trips_its_breaker_visible_in_metrics_and_the_ops_view()
             .expect("builds"),
     );
     let api = Api::with_prefix(&gateway.url, "/api/v1");
+    // Every upstream's breaker is shown from the start, closed.
+    let metrics = reqwest::get(format!("{}/metrics", gateway.url))
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    for upstream in ["users", "restaurants"] {
+        assert!(
+            metrics.contains(&format!(
+                "client_breaker_state{{upstream=\"{upstream}\"}} 0"
+            )),
+            "{metrics}"
+        );
+    }
 
     // Each GET is tried up to three times: two calls make five failures.
     for _ in 0..2 {
