@@ -137,3 +137,19 @@ mod tests {
         assert_eq!(alexanderplatz.distance_km(&alexanderplatz), 0.0);
     }
 }
+
+/// What a restaurant's public page shows changed: the restaurant was
+/// added, or its menu or an item's stock changed. Caches of the page (the
+/// gateway's edge cache) drop it on this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RestaurantChanged {
+    pub restaurant_id: RestaurantId,
+}
+
+impl crate::events::Event for RestaurantChanged {
+    const TYPE: &'static str = "feastfast.restaurant.changed.v1";
+    const SOURCE: &'static str = "restaurants";
+    fn subject(&self) -> String {
+        self.restaurant_id.to_string()
+    }
+}

@@ -317,3 +317,24 @@ fn trace_id(response: &Response) -> String {
         .expect("a trace id is ascii")
         .to_owned()
 }
+
+/// `GET path` until the gateway answers it from its edge cache marked
+/// stale (its upstream is gone); each answer must be a 200. Returns the
+/// stale body. Panics after 3 s.
+pub async fn until_stale(api: &Api, path: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let r = api.get(path, None).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        if r.headers().contains_key("x-feastfast-stale") {
+            let body: Value = r.json().await.expect("json");
+            assert_eq!(body["stale"], true, "{body:#}");
+            return body;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{path} never marked stale"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -16,6 +16,8 @@ mod admission;
 mod audit;
 mod compose;
 mod config;
+mod edge;
+mod follow;
 mod forward;
 mod live;
 mod ops;
@@ -47,6 +49,8 @@ pub struct AppState {
     tokens: ServiceTokens,
     /// Wakes live order streams when an order's events arrive.
     hub: Arc<live::Hub>,
+    /// Restaurant pages and lists answered at the edge (`edge.rs`).
+    edge: Arc<edge::EdgeCache>,
 }
 
 impl AppState {
@@ -114,14 +118,21 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         verifier: verifier.clone(),
         tokens: tokens.clone(),
         hub: Arc::new(live::Hub::default()),
+        edge: Arc::new(edge::EdgeCache::default()),
     };
-    // Follow the events that announce an order's moves; they end with the
-    // process (the gateway holds nothing they could leave half-done).
+    // Follow the events that announce an order's moves (live pages) and a
+    // restaurant's changes (the edge cache); they end with the process
+    // (the gateway holds nothing they could leave half-done).
     let transport = Transport::connect(&state.config.events, "gateway").await?;
-    for name in ["orders", "delivery"] {
+    let listeners: [(&'static str, Arc<dyn follow::Listener>); 3] = [
+        ("orders", state.hub.clone()),
+        ("delivery", state.hub.clone()),
+        ("restaurants", state.edge.clone()),
+    ];
+    for (name, listener) in listeners {
         match &transport {
             Transport::Nats(nats) => {
-                live::follow_nats(state.hub.clone(), nats.clone(), name);
+                follow::nats(listener, nats.clone(), name);
             }
             Transport::Feed => {
                 if let Some(upstream) = state.upstream(name) {
@@ -130,7 +141,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
                         tokens.clone(),
                         &upstream.endpoints().to_string(),
                     );
-                    live::follow(state.hub.clone(), feed);
+                    follow::feed(listener, feed);
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Live order pages: `GET /api/v1/orders/{id}/stream`, server-sent events.
 //!
-//! The gateway follows the orders and delivery feeds (in memory, from their
-//! head when it starts: it owns nothing durable) and wakes the streams of
+//! The gateway follows the orders and delivery events (`follow.rs`) and
+//! wakes the streams of
 //! the order an event is about; a woken stream re-reads the composed order
 //! (as `GET /orders/{id}` answers it, with the caller's own token, so the
 //! same access rules apply) and sends it when it changed. A slow tick is
@@ -9,7 +9,7 @@
 //! move thus reaches the browser within a few milliseconds of its event.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -17,8 +17,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::{StreamExt, stream};
-use platform::events::transport::{HttpFeed, Source};
+use futures_util::stream;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -54,67 +53,14 @@ impl Hub {
     }
 }
 
-/// Follows a producer's feed from its current head, waking the streams of
-/// each event's subject. Retries forever: a producer that is down only
-/// means no live updates from it until it returns (the tick still runs).
-pub(crate) fn follow(hub: Arc<Hub>, feed: HttpFeed) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut after: Option<i64> = None;
-        loop {
-            let from = match after {
-                Some(a) => a,
-                None => match feed.fetch(0, 1, Duration::ZERO).await {
-                    Ok(page) => {
-                        after = Some(page.head);
-                        continue;
-                    }
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                },
-            };
-            match feed.fetch(from, 500, Duration::from_secs(10)).await {
-                Ok(page) => {
-                    for entry in &page.entries {
-                        if let Some(subject) = &entry.event.subject {
-                            hub.wake(subject);
-                        }
-                    }
-                    after = Some(page.last_position);
-                }
-                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-            }
+/// The follows of the orders and delivery events wake the streams of
+/// each event's subject.
+impl crate::follow::Listener for Hub {
+    fn event(&self, event: &contracts::events::CloudEvent) {
+        if let Some(subject) = &event.subject {
+            self.wake(subject);
         }
-    })
-}
-
-/// Follows `producer`'s events on NATS as they are published (a plain
-/// subscription: nothing durable, like the feed from its head), waking the
-/// streams of each event's subject. Subscribes again after a failure.
-pub(crate) fn follow_nats(
-    hub: Arc<Hub>,
-    nats: platform::events::nats::Nats,
-    producer: &'static str,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match nats.live(producer).await {
-                Ok(mut messages) => {
-                    while let Some(message) = messages.next().await {
-                        if let Ok(event) = serde_json::from_slice::<contracts::events::CloudEvent>(
-                            &message.payload,
-                        ) && let Some(subject) = &event.subject
-                        {
-                            hub.wake(subject);
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(producer, error = %e, "cannot follow NATS; retrying"),
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    })
+    }
 }
 
 /// How often a stream looks even without a wake-up.

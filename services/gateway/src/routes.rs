@@ -88,9 +88,13 @@ pub(crate) const COMPOSED: &[&str] = &["/orders/{id}"];
 /// The public path answered as server-sent events (see `live.rs`).
 pub(crate) const STREAMED: &str = "/orders/{id}/stream";
 
+/// Public paths whose `GET` answer the edge cache keeps (see `edge.rs`).
+pub(crate) const CACHED: &[&str] = &["/restaurants", "/restaurants/{id}"];
+
 pub(crate) fn public_routes() -> Router<AppState> {
     ROUTES.iter().fold(Router::new(), |router, route| {
         let composed = COMPOSED.contains(&route.path);
+        let cached = CACHED.contains(&route.path);
         let methods = route
             .methods
             .iter()
@@ -102,6 +106,10 @@ pub(crate) fn public_routes() -> Router<AppState> {
                             crate::live::stream(&state, req).await
                         } else if composed && method == Method::Get {
                             crate::compose::order(&state, auth, req).await
+                        } else if cached && method == Method::Get {
+                            crate::edge::get(&state, route.service, auth, req).await
+                        } else if route.service == "restaurants" && method != Method::Get {
+                            crate::edge::write(&state, route.service, auth, req).await
                         } else {
                             forward(&state, route.service, auth, req).await
                         }

@@ -99,6 +99,7 @@ async fn create_restaurant(
         },
     )
     .await?;
+    state.outbox.notify();
     Ok((StatusCode::CREATED, Json(restaurant)))
 }
 
@@ -266,6 +267,7 @@ async fn add_menu_item(
         },
     )
     .await?;
+    state.outbox.notify();
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -306,10 +308,9 @@ async fn update_menu_item(
     }
     v.finish()?;
 
-    store::update_menu_item(&state.db, id, item_id, change)
-        .await?
-        .map(Json)
-        .ok_or_else(no_item)
+    let item = store::update_menu_item(&state.db, id, item_id, change).await?;
+    state.outbox.notify();
+    item.map(Json).ok_or_else(no_item)
 }
 
 /// 404 unless restaurant `id` exists, 403 unless the caller owns it.

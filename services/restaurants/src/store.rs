@@ -93,6 +93,20 @@ pub(crate) struct RestaurantInput {
     pub(crate) auto_accept: bool,
 }
 
+/// Announces, in the caller's transaction, that restaurant `id`'s public
+/// page changed (caches of it drop it).
+pub(crate) async fn announce_change(
+    tx: &mut sqlx::AnyConnection,
+    id: RestaurantId,
+) -> Result<(), sqlx::Error> {
+    platform::events::enqueue(
+        tx,
+        &contracts::catalog::RestaurantChanged { restaurant_id: id },
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Inserts a restaurant; a new one is open.
 pub(crate) async fn insert_restaurant(
     db: &Db,
@@ -100,6 +114,7 @@ pub(crate) async fn insert_restaurant(
 ) -> Result<Restaurant, sqlx::Error> {
     let id = RestaurantId::new();
     let now = platform::time::now();
+    let mut tx = platform::db::begin_write(db).await?;
     sqlx::query(
         "INSERT INTO restaurants \
          (id, owner_id, name, cuisine, address, lat, lng, open, auto_accept, created_at, updated_at) \
@@ -116,8 +131,10 @@ pub(crate) async fn insert_restaurant(
     .bind(input.auto_accept)
     .bind(&now)
     .bind(&now)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    announce_change(&mut tx, id).await?;
+    tx.commit().await?;
     Ok(Restaurant {
         id,
         name: input.name,
@@ -288,6 +305,7 @@ pub(crate) async fn insert_menu_item(
 ) -> Result<MenuItem, sqlx::Error> {
     let id = MenuItemId::new();
     let now = platform::time::now();
+    let mut tx = platform::db::begin_write(db).await?;
     sqlx::query(
         "INSERT INTO menu_items \
          (id, restaurant_id, name, description, price_cents, available, stock, created_at, updated_at) \
@@ -302,8 +320,10 @@ pub(crate) async fn insert_menu_item(
     .bind(input.stock)
     .bind(&now)
     .bind(&now)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    announce_change(&mut tx, restaurant).await?;
+    tx.commit().await?;
     Ok(MenuItem {
         id,
         name: input.name,
@@ -368,7 +388,8 @@ pub(crate) async fn update_menu_item(
     }
     // `stock` needs a flag of its own: COALESCE cannot tell "set to NULL"
     // from "leave alone".
-    sqlx::query_as::<_, MenuItemRow>(concat!(
+    let mut tx = platform::db::begin_write(db).await?;
+    let changed = sqlx::query_as::<_, MenuItemRow>(concat!(
         "UPDATE menu_items SET \
          name = COALESCE($1, name), \
          description = COALESCE($2, description), \
@@ -389,10 +410,15 @@ pub(crate) async fn update_menu_item(
     .bind(platform::time::now())
     .bind(id.to_string())
     .bind(restaurant.to_string())
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?
     .map(MenuItem::try_from)
-    .transpose()
+    .transpose()?;
+    if changed.is_some() {
+        announce_change(&mut tx, restaurant).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 #[cfg(test)]

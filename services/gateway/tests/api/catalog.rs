@@ -148,3 +148,99 @@ async fn unknown_public_paths_are_404_problems() {
     let r = p.api.delete("/restaurants", None).await;
     assert_problem(r, StatusCode::METHOD_NOT_ALLOWED).await;
 }
+
+/// The gateway's edge cache: a page is answered at the edge once seen,
+/// a change shows at once (the writer's own through the gateway, anyone's
+/// through restaurants' events), and a dead restaurants service leaves the
+/// last copy, marked stale.
+#[tokio::test]
+async fn restaurant_pages_are_served_at_the_edge_fresh_and_stale_when_restaurants_is_down() {
+    let mut p = TestPlatform::spawn().await;
+    let owner = p.token("edge-owner@example.com", "restaurant_owner").await;
+    let r = create_restaurant(&p, &owner, "Edge Noodles", "Asian").await;
+    let id = r["id"].as_str().expect("id").to_owned();
+    let item: Value = p
+        .api
+        .post(
+            &format!("/restaurants/{id}/menu"),
+            Some(&owner),
+            json!({"name": "Ramen", "price_cents": 1200, "stock": 5}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let item_id = item["id"].as_str().expect("id").to_owned();
+    let page = format!("/restaurants/{id}");
+
+    let first = p.api.get(&page, None).await;
+    assert_eq!(first.headers()["x-cache"], "miss");
+    // The follow of restaurants' events is up within moments of the start.
+    let mut hit = false;
+    for _ in 0..50 {
+        let again = p.api.get(&page, None).await;
+        if again.headers()["x-cache"] == "hit" {
+            hit = true;
+            let body: Value = again.json().await.expect("json");
+            assert_eq!(body["menu"][0]["price_cents"], 1200);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(hit, "a seen page is answered at the edge");
+
+    // The owner's change through the gateway: read at once.
+    let r = p
+        .api
+        .patch(
+            &format!("/restaurants/{id}/menu/{item_id}"),
+            Some(&owner),
+            json!({"price_cents": 1350}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = p.api.get(&page, None).await.json().await.expect("json");
+    assert_eq!(
+        body["menu"][0]["price_cents"], 1350,
+        "the writer reads its write"
+    );
+
+    // A change made behind the gateway's back (straight at restaurants, as
+    // a reservation by orders is): the event drops the page.
+    let restaurants = p.restaurants.as_ref().expect("runs").url.clone();
+    let seen: Value = p.api.get(&page, None).await.json().await.expect("json");
+    assert_eq!(seen["menu"][0]["stock"], 5);
+    let r = reqwest::Client::new()
+        .patch(format!("{restaurants}/restaurants/{id}/menu/{item_id}"))
+        .bearer_auth(&owner)
+        .json(&json!({"stock": 4}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), StatusCode::OK);
+    let started = Instant::now();
+    let mut shown = Value::Null;
+    while started.elapsed() < Duration::from_secs(5) {
+        shown = p.api.get(&page, None).await.json().await.expect("json");
+        if shown["menu"][0]["stock"] == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(shown["menu"][0]["stock"], 4, "the event dropped the page");
+    println!(
+        "a change behind the gateway showed after {:?}",
+        started.elapsed()
+    );
+
+    // Restaurants gone: the page is still answered, never a 503; once the
+    // gateway's follow has noticed (at once: its next poll is refused), as
+    // the last copy marked stale.
+    p.stop_service("restaurants").await;
+    let stale = platform::testing::until_stale(&p.api, &page).await;
+    assert_eq!(stale["name"], "Edge Noodles");
+    assert_eq!(stale["menu"][0]["stock"], 4);
+    // A page never seen is a clear 503.
+    let unseen = p.api.get("/restaurants?q=nothing-seen", None).await;
+    assert_problem(unseen, StatusCode::SERVICE_UNAVAILABLE).await;
+}

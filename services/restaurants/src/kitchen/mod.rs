@@ -83,7 +83,10 @@ async fn reserve(
     v.extend(contracts::kitchen::line_errors(&req.items));
     v.finish()?;
     match store::reserve(&state.db, order, &req).await {
-        Ok(reservation) => Ok(Json(reservation)),
+        Ok(reservation) => {
+            state.outbox.notify();
+            Ok(Json(reservation))
+        }
         Err(ReserveError::Unavailable(why)) => {
             Err(ApiError::new(StatusCode::CONFLICT, "unavailable", why))
         }
@@ -102,6 +105,7 @@ async fn release(
     Path(order): Path<String>,
 ) -> ApiResult<StatusCode> {
     store::release(&state.db, order_id(&order)?).await?;
+    state.outbox.notify();
     Ok(StatusCode::NO_CONTENT)
 }
 

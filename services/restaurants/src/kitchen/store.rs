@@ -241,6 +241,14 @@ pub(crate) async fn reserve(
         }
     }
 
+    // Items with a stock limit show a new count on the restaurant's page.
+    let counted = request.items.iter().any(|line| {
+        menu.iter()
+            .any(|m| m.id == line.menu_item_id.to_string() && m.stock.is_some())
+    });
+    if counted {
+        crate::store::announce_change(&mut tx, request.restaurant_id).await?;
+    }
     let subtotal: i64 = lines.iter().map(|l| l.unit_price_cents * l.quantity).sum();
     sqlx::query("UPDATE reservations SET items = $1, subtotal_cents = $2 WHERE order_id = $3")
         .bind(serde_json::to_string(&lines).expect("lines always serialise"))
@@ -275,10 +283,11 @@ pub(crate) async fn release(db: &Db, order: OrderId) -> Result<Option<Reservatio
     if flipped == 1
         && let Some(r) = &found
     {
+        let mut counted = false;
         for line in &r.items {
             // An item whose stock became unlimited meanwhile has nothing to
             // give back.
-            sqlx::query(
+            counted |= sqlx::query(
                 "UPDATE menu_items SET stock = stock + $1, updated_at = $2 \
                  WHERE id = $3 AND stock IS NOT NULL",
             )
@@ -286,7 +295,12 @@ pub(crate) async fn release(db: &Db, order: OrderId) -> Result<Option<Reservatio
             .bind(&now)
             .bind(line.menu_item_id.to_string())
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                > 0;
+        }
+        if counted {
+            crate::store::announce_change(&mut tx, r.restaurant_id).await?;
         }
     }
     tx.commit().await?;

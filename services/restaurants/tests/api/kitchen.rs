@@ -311,10 +311,83 @@ async fn internal_endpoints_need_a_service_token() {
     assert_eq!(stock_of(&app, &k).await, Some(3));
 }
 
-/// The (type, subject) of every event on the feed, once it holds `count`
-/// (the relay orders commits into the feed a moment after they happen), or
-/// whatever it holds after a few seconds.
+/// Every change a restaurant's page shows is announced with it (the
+/// gateway's edge cache drops the page on it); a change that shows
+/// nothing (an unlimited dish reserved) is not.
+#[tokio::test]
+async fn what_a_page_shows_changing_is_announced_and_nothing_else() {
+    let app = TestApp::spawn().await;
+    let k = kitchen(&app, true).await;
+    let changed = "feastfast.restaurant.changed.v1";
+    let announced = |n| {
+        let app = &app;
+        async move { feed_of(app, changed, n).await }
+    };
+    // Created, and two dishes added.
+    assert_eq!(announced(3).await.len(), 3);
+
+    // Only the unlimited dish: nothing shown moved.
+    let o1 = order();
+    let r = reserve(
+        &app,
+        &o1,
+        &json!({"restaurant_id": k.restaurant,
+        "items": [{"menu_item_id": k.unlimited, "quantity": 2}]}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    post_internal(&app, &format!("/internal/orders/{o1}/reservation/release")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(announced(3).await.len(), 3);
+
+    // The counted dish: reserved, then released (once, however often asked).
+    let o2 = order();
+    assert_eq!(
+        reserve(
+            &app,
+            &o2,
+            &json!({"restaurant_id": k.restaurant,
+                "items": [{"menu_item_id": k.stocked, "quantity": 1}]})
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    assert_eq!(announced(4).await.len(), 4);
+    for _ in 0..2 {
+        post_internal(&app, &format!("/internal/orders/{o2}/reservation/release")).await;
+    }
+    assert_eq!(announced(5).await.len(), 5);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(announced(6).await.len(), 5);
+
+    // The owner changes a dish.
+    let r = app
+        .api
+        .patch(
+            &format!("/restaurants/{}/menu/{}", k.restaurant, k.unlimited),
+            Some(&k.owner.token),
+            json!({"price_cents": 350}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let all = announced(6).await;
+    assert_eq!(all.len(), 6);
+    assert!(
+        all.iter().all(|(_, subject)| *subject == k.restaurant),
+        "{all:?}"
+    );
+}
+
+/// The (type, subject) of every ticket event on the feed, once it holds
+/// `count` (the relay orders commits into the feed a moment after they
+/// happen), or whatever it holds after a few seconds.
 async fn feed_types(app: &TestApp, count: usize) -> Vec<(String, String)> {
+    feed_of(app, "feastfast.ticket.", count).await
+}
+
+/// [`feed_types`] for the events whose type starts with `prefix`.
+async fn feed_of(app: &TestApp, prefix: &str, count: usize) -> Vec<(String, String)> {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let page: Value = app
@@ -334,6 +407,7 @@ async fn feed_types(app: &TestApp, count: usize) -> Vec<(String, String)> {
                     e["event"]["subject"].as_str().expect("subject").to_owned(),
                 )
             })
+            .filter(|(kind, _)| kind.starts_with(prefix))
             .collect();
         if seen.len() >= count || std::time::Instant::now() > deadline {
             return seen;
