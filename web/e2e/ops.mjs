@@ -60,6 +60,31 @@ assert.equal((await restarted.json()).status, 'running');
 assert.equal(await node('payments').getAttribute('data-status'), 'up');
 assert.ok(await ops.locator('#problem').isHidden(), 'the restart reported a problem');
 log('restarted payments from the ops page');
+// Restaurants down: a menu the customer has seen comes from the gateway's
+// edge cache, marked as the last copy; it comes back fresh on return.
+await customer.goto('/#/restaurants');
+await customer.getByLabel('Search').fill('sakura');
+await customer.getByRole('button', { name: 'Search' }).click();
+await customer.locator('#restaurant-list a').first().click();
+await customer.locator('.menu-item').first().waitFor();
+const menuUrl = customer.url();
+await ops.locator('[data-control="kill-restaurants"]').click();
+await until('restaurants to be down on the map', async () => (await node('restaurants').getAttribute('data-status')) === 'down');
+// Each look reloads the page, then gives it a moment to fetch and draw.
+const look = async () => { await customer.goto(menuUrl); await customer.reload(); await customer.waitForTimeout(300); };
+await until('the menu to be shown as the last copy', async () => {
+  await look();
+  return (await customer.locator('#stale').count()) === 1 && (await customer.locator('.menu-item').count()) > 0;
+});
+await shot(customer, 'menu-while-restaurants-is-down');
+await ops.locator('[data-control="start-restaurants"]').click();
+await until('restaurants to be up again', async () => (await node('restaurants').getAttribute('data-status')) === 'up');
+await until('the menu to be fresh again', async () => {
+  await look();
+  return (await customer.locator('.menu-item').count()) > 0 && (await customer.locator('#stale').count()) === 0;
+});
+log('a seen menu was served stale while restaurants was down, fresh after');
+
 await onAPhone(s, { hash: '#/ops', ready: '#service-map [data-service="delivery"]', name: 'ops' });
 
 await finish(s, 'ops');

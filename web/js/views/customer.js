@@ -161,6 +161,11 @@ export async function restaurant(main, [id], { go }) {
     h('p', {}, h('a', { href: '#/restaurants' }, '← All restaurants')),
     h('h1', {}, r.name),
     h('p', { class: 'muted' }, r.cuisine, ' · ', r.address, r.open ? '' : ' · closed'),
+    // The gateway's last copy while the restaurants service is away.
+    r.stale
+      ? h('p', { class: 'warn', role: 'status', id: 'stale' },
+        'The restaurants service is not answering right now: this is the menu as last seen. Stock and prices are checked again when you order.')
+      : null,
     h('div', { class: 'grid2 wide-first' }, h('section', { 'aria-label': 'Menu' }, menu), h('div', {}, cartBox, checkout)));
 }
 
