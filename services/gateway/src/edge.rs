@@ -14,6 +14,10 @@
 //!   generation counter: a fill keeps the generation it started in);
 //! - an entry lives at most `ttl` (10 s), whatever the events say.
 //!
+//! On the feed the follow polls restaurants itself, so its death stops
+//! the hits at once; on NATS the follow outlives restaurants (nothing can
+//! change a page while it is down), so hits go on until the ttl.
+//!
 //! So a change shows at the edge within the event's trip (milliseconds)
 //! and never later than the ttl; a write through this gateway drops what
 //! it touches before its answer leaves, so a writer reads its own write. When restaurants cannot answer, the last
