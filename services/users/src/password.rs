@@ -14,14 +14,16 @@ use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 pub(crate) struct Passwords {
-    /// Each argon2 run holds ~19 MiB; this bounds how many run at once.
+    /// Each argon2 run holds ~19 MiB and keeps a core busy; this bounds
+    /// how many run at once to the cores there are: more would add memory,
+    /// not throughput (measured in docs/PERFORMANCE.md).
     permits: Arc<Semaphore>,
     dummy: Arc<str>,
 }
 
 impl Passwords {
     pub(crate) fn new() -> Self {
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         let dummy = hash_now("feastfast-dummy-password")
             .expect("hashing a constant with default parameters succeeds");
         Self {
