@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use crate::load::api::{FeastFast, Setup};
 use crate::load::engine::{self, Plan};
 use crate::load::mix::{Mix, parse_duration, parse_rate};
+use crate::restart::control;
 
 /// The services chaos may kill: every backend one (the gateway serves the
 /// ops API it works through).
@@ -70,12 +71,12 @@ pub(crate) async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     }
     let seed = args.seed.unwrap_or_else(|| rand::thread_rng().r#gen());
     let gateway = args.gateway.trim_end_matches('/').to_owned();
-    let control = reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .context("an HTTP client")?;
     // Process control exists only in a local run.
-    let index: serde_json::Value = control
+    let index: serde_json::Value = client
         .get(format!("{gateway}/api/v1"))
         .send()
         .await
@@ -131,8 +132,8 @@ pub(crate) async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         }
         let victim = &victims[rng.gen_range(0..victims.len())];
         let at = started.elapsed().as_secs_f64();
-        match act(&control, &gateway, victim, "stop?mode=kill").await {
-            Ok(()) => say(&format!("chaos: {at:>5.1} s  killed {victim} (SIGKILL)")),
+        match control(&client, &gateway, victim, "stop?mode=kill").await {
+            Ok(_) => say(&format!("chaos: {at:>5.1} s  killed {victim} (SIGKILL)")),
             Err(e) => {
                 trouble.push(format!("could not kill {victim}: {e:#}"));
                 continue;
@@ -141,8 +142,8 @@ pub(crate) async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         kills += 1;
         tokio::time::sleep(args.down).await;
         let restarting = Instant::now();
-        match act(&control, &gateway, victim, "start").await {
-            Ok(()) => say(&format!(
+        match control(&client, &gateway, victim, "start").await {
+            Ok(_) => say(&format!(
                 "chaos: {:>5.1} s  started {victim} again (ready after {} ms)",
                 started.elapsed().as_secs_f64(),
                 restarting.elapsed().as_millis()
@@ -166,26 +167,6 @@ pub(crate) async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             trouble.join("\n  ")
         )
     }
-}
-
-async fn act(
-    client: &reqwest::Client,
-    gateway: &str,
-    service: &str,
-    action: &str,
-) -> anyhow::Result<()> {
-    let r = client
-        .post(format!("{gateway}/api/v1/ops/services/{service}/{action}"))
-        .send()
-        .await?;
-    if !r.status().is_success() {
-        let status = r.status();
-        bail!(
-            "the ops API answered {status}: {}",
-            r.text().await.unwrap_or_default()
-        );
-    }
-    Ok(())
 }
 
 fn say(line: &str) {

@@ -19,28 +19,14 @@ pub(crate) struct RestartArgs {
 }
 
 pub(crate) async fn run(args: RestartArgs) -> anyhow::Result<()> {
-    let url = format!(
-        "{}/api/v1/ops/services/{}/restart",
-        args.gateway.trim_end_matches('/'),
-        args.service
-    );
     let started = Instant::now();
-    let response = reqwest::Client::new()
-        .post(&url)
+    let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
-        .send()
+        .build()
+        .context("an HTTP client")?;
+    let process = control(&client, &args.gateway, &args.service, "restart")
         .await
-        .with_context(|| format!("cannot reach the gateway at {}", args.gateway))?;
-    let status = response.status();
-    if !status.is_success() {
-        let problem: serde_json::Value = response.json().await.unwrap_or_default();
-        bail!(
-            "{} was not restarted ({status}): {}",
-            args.service,
-            problem["detail"].as_str().unwrap_or("no reason given")
-        );
-    }
-    let process: ProcessStatus = response.json().await.context("a process status")?;
+        .with_context(|| format!("{} was not restarted", args.service))?;
     println!(
         "{}: restarted without downtime in {} ms (now pid {})",
         process.name,
@@ -50,4 +36,32 @@ pub(crate) async fn run(args: RestartArgs) -> anyhow::Result<()> {
             .map_or_else(|| "?".to_owned(), |p| p.to_string())
     );
     Ok(())
+}
+
+/// `POST /api/v1/ops/services/{service}/{action}` on a local run's gateway
+/// (`stop?mode=kill`, `start`, `restart`): the process's status, or the
+/// problem's detail as the error.
+pub(crate) async fn control(
+    client: &reqwest::Client,
+    gateway: &str,
+    service: &str,
+    action: &str,
+) -> anyhow::Result<ProcessStatus> {
+    let response = client
+        .post(format!(
+            "{}/api/v1/ops/services/{service}/{action}",
+            gateway.trim_end_matches('/')
+        ))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the gateway at {gateway}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let problem: serde_json::Value = response.json().await.unwrap_or_default();
+        bail!(
+            "the ops API answered {status}: {}",
+            problem["detail"].as_str().unwrap_or("no reason given")
+        );
+    }
+    response.json().await.context("a process status")
 }

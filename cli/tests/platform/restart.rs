@@ -20,6 +20,28 @@ struct Tally {
     orders: std::sync::Mutex<Vec<String>>,
 }
 
+impl Tally {
+    /// `r` if it answered one of `expected`; else records why not.
+    async fn answered(
+        &self,
+        what: &str,
+        r: reqwest::Result<reqwest::Response>,
+        expected: &[StatusCode],
+    ) -> Option<reqwest::Response> {
+        let why = match r {
+            Ok(r) if expected.contains(&r.status()) => return Some(r),
+            Ok(r) => format!(
+                "{what}: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ),
+            Err(e) => format!("{what}: {e}"),
+        };
+        self.failures.lock().expect("lock").push(why);
+        None
+    }
+}
+
 fn restart(port: u16, service: &str) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_feastfast"))
         .args([
@@ -59,12 +81,7 @@ async fn restarting_payments_and_orders_under_load_fails_no_request() {
     let (_, kitchen, dish) = restaurant(&p, "owner-z@example.com", 100_000).await;
     let customer = p.register("steady-z@example.com", "customer").await;
     // The gateway shows every upstream's breaker from its start, closed.
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let metrics = platform::testing::metrics(&format!("http://127.0.0.1:{port}")).await;
     for upstream in ["users", "restaurants", "orders", "payments", "delivery"] {
         assert!(
             metrics.contains(&format!(
@@ -88,23 +105,14 @@ async fn restarting_payments_and_orders_under_load_fails_no_request() {
         load.push(tokio::spawn(async move {
             while running.load(Ordering::SeqCst) {
                 for path in ["/restaurants".to_owned(), format!("/restaurants/{kitchen}")] {
-                    match api.request(reqwest::Method::GET, &path, None).send().await {
-                        Ok(r) if r.status() == StatusCode::OK => {
-                            tally.browsed.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Ok(r) => {
-                            let why = format!(
-                                "GET {path}: {} {}",
-                                r.status(),
-                                r.text().await.unwrap_or_default()
-                            );
-                            tally.failures.lock().expect("lock").push(why);
-                        }
-                        Err(e) => tally
-                            .failures
-                            .lock()
-                            .expect("lock")
-                            .push(format!("GET {path}: {e}")),
+                    let r = api.request(reqwest::Method::GET, &path, None).send().await;
+                    let ok = [StatusCode::OK];
+                    if tally
+                        .answered(&format!("GET {path}"), r, &ok)
+                        .await
+                        .is_some()
+                    {
+                        tally.browsed.fetch_add(1, Ordering::SeqCst);
                     }
                 }
                 // A steady pace, well under the gateway's per-client rate
@@ -131,25 +139,11 @@ async fn restarting_payments_and_orders_under_load_fails_no_request() {
                     .json(&order)
                     .send()
                     .await;
-                match r {
-                    Ok(r) if matches!(r.status(), StatusCode::CREATED | StatusCode::ACCEPTED) => {
-                        let o: Value = r.json().await.expect("json");
-                        tally.orders.lock().expect("lock").push(id(&o));
-                        tally.ordered.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(r) => {
-                        let why = format!(
-                            "POST /orders: {} {}",
-                            r.status(),
-                            r.text().await.unwrap_or_default()
-                        );
-                        tally.failures.lock().expect("lock").push(why);
-                    }
-                    Err(e) => tally
-                        .failures
-                        .lock()
-                        .expect("lock")
-                        .push(format!("POST /orders: {e}")),
+                let taken = [StatusCode::CREATED, StatusCode::ACCEPTED];
+                if let Some(r) = tally.answered("POST /orders", r, &taken).await {
+                    let o: Value = r.json().await.expect("json");
+                    tally.orders.lock().expect("lock").push(id(&o));
+                    tally.ordered.fetch_add(1, Ordering::SeqCst);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

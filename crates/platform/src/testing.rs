@@ -231,12 +231,7 @@ pub async fn assert_health(base_url: &str, service: &str) {
 /// Asserts `/metrics` counts requests to `route` answered with `status`
 /// (so at least one must have been made) and has latency histograms.
 pub async fn assert_metrics_count(base_url: &str, route: &str, status: StatusCode) {
-    let text = Api::new(base_url)
-        .get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("text");
+    let text = metrics(base_url).await;
     let route = format!("route=\"{route}\"");
     let status = format!("status=\"{}\"", status.as_u16());
     assert!(
@@ -316,6 +311,16 @@ fn trace_id(response: &Response) -> String {
         .to_str()
         .expect("a trace id is ascii")
         .to_owned()
+}
+
+/// The service's `/metrics` text.
+pub async fn metrics(base_url: &str) -> String {
+    Api::new(base_url)
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("text")
 }
 
 /// `GET path` until the gateway answers it from its edge cache marked

@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use platform::ApiError;
 use platform::client::Idempotency;
@@ -92,24 +92,18 @@ async fn try_forward(
     let bytes = upstream_response
         .bytes()
         .await
-        .map_err(|e| unavailable(service, &e))?;
+        .map_err(|e| unavailable(service, e))?;
     response
         .body(Body::from(bytes))
         .map_err(|e| ApiError::internal(anyhow::anyhow!("cannot build the response: {e}")))
 }
 
 /// The 503 for an upstream that could not answer.
-pub(crate) fn unavailable(service: &str, error: &reqwest::Error) -> ApiError {
-    let why = if error.is_timeout() {
-        "did not answer in time"
-    } else if error.is_connect() {
-        "refused the connection"
-    } else {
-        "failed while answering"
-    };
-    ApiError::unavailable(
-        service,
-        format!("the {service} service is unavailable: it {why}"),
-    )
-    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+/// (The client stack's own answer for a transport failure, so both read alike.)
+pub(crate) fn unavailable(service: &str, error: reqwest::Error) -> ApiError {
+    platform::client::CallError::Transport {
+        upstream: service.to_owned(),
+        source: error,
+    }
+    .to_api_error()
 }

@@ -224,7 +224,7 @@ async fn control(state: &AppState, name: &str, action: &str) -> ApiResult<Json<P
         .timeout(Duration::from_secs(40))
         .send()
         .await
-        .map_err(|e| unavailable("supervisor", &e))?;
+        .map_err(|e| unavailable("supervisor", e))?;
     if response.status() == reqwest::StatusCode::CONFLICT {
         let problem: Value = response.json().await.unwrap_or_default();
         return Err(ApiError::conflict(

@@ -53,12 +53,7 @@ async fn a_client_over_its_rate_gets_429_with_retry_after_and_probes_are_never_l
     // After the wait, the client is served again.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(api.get("/restaurants", None).await.status(), StatusCode::OK);
-    let metrics = reqwest::get(format!("{}/metrics", gateway.url))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let metrics = platform::testing::metrics(&gateway.url).await;
     assert!(
         metrics.contains("gateway_rejected_total{reason=\"rate_limited\"} 1"),
         "{metrics}"
@@ -136,12 +131,7 @@ async fn a_dead_upstream_trips_its_breaker_visible_in_metrics_and_the_ops_view()
     );
     let api = Api::with_prefix(&gateway.url, "/api/v1");
     // Every upstream's breaker is shown from the start, closed.
-    let metrics = reqwest::get(format!("{}/metrics", gateway.url))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let metrics = platform::testing::metrics(&gateway.url).await;
     for upstream in ["users", "restaurants"] {
         assert!(
             metrics.contains(&format!(
@@ -169,12 +159,7 @@ async fn a_dead_upstream_trips_its_breaker_visible_in_metrics_and_the_ops_view()
             .contains("calls fail fast"),
         "{problem:#}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", gateway.url))
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let metrics = platform::testing::metrics(&gateway.url).await;
     assert!(
         metrics.contains("client_breaker_state{upstream=\"restaurants\"} 2"),
         "{metrics}"
