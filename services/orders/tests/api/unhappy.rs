@@ -168,6 +168,8 @@ async fn a_restaurant_that_says_no_rejects_the_order_and_voids_the_payment() {
     assert_eq!(rejected["rejection_reason"], "oven broken");
     w.payment_reaches(&id, "voided").await;
     assert_eq!(w.payment(&id).await["status"], "voided");
+    // The release is the last compensation of the round, after the void.
+    w.stock_reaches(&restaurant, &pizza, 5).await;
     assert_eq!(w.stock(&restaurant, &pizza).await, Some(5));
 }
 
