@@ -97,6 +97,7 @@ impl Drop for Background {
 pub static MIGRATIONS: &[platform::db::MigrationSource] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     platform::events::MIGRATION,
+    platform::events::INDEXES_MIGRATION,
 ];
 
 /// Opens the database, starts the dispatcher and the orders consumer, and

@@ -64,7 +64,13 @@ impl Drop for Background {
 pub static MIGRATIONS: &[platform::db::MigrationSource] = &[
     (1, "orders", include_str!("../migrations/0001_orders.sql")),
     (2, "leases", include_str!("../migrations/0002_leases.sql")),
+    (
+        3,
+        "timer index",
+        include_str!("../migrations/0003_timer_index.sql"),
+    ),
     platform::events::MIGRATION,
+    platform::events::INDEXES_MIGRATION,
 ];
 
 /// Binds the service, verifying tokens against the users service's keys

@@ -59,6 +59,7 @@ impl AppState {
 pub static MIGRATIONS: &[platform::db::MigrationSource] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     platform::events::MIGRATION,
+    platform::events::INDEXES_MIGRATION,
 ];
 
 /// Opens the database, binds the server and starts the outbox relay,

@@ -55,6 +55,7 @@ pub static MIGRATIONS: &[platform::db::MigrationSource] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "kitchen", include_str!("../migrations/0002_kitchen.sql")),
     platform::events::MIGRATION,
+    platform::events::INDEXES_MIGRATION,
 ];
 
 /// Opens the database and binds the server, verifying tokens against the

@@ -253,9 +253,25 @@ impl<H: Handler, S: Source> Consumer<H, S> {
     async fn poll(&self, wait: Duration) -> anyhow::Result<usize> {
         let after = self.cursor().await?;
         let page = self.source.fetch(after, self.config.batch, wait).await?;
+        // Events this consumer does not want (most of a producer's feed)
+        // cost no transaction of their own: the next applied event's cursor
+        // move covers them, and a page that ends with them moves the cursor
+        // once. Read again after a crash, they are skipped again.
+        let mut skipped_to = None;
         for entry in &page.entries {
+            if !self.handler.wants(&entry.event.kind) {
+                self.count(&entry.event, Outcome::Skipped);
+                skipped_to = Some(entry.position);
+                continue;
+            }
+            skipped_to = None;
             self.apply_with_retries(entry.position, &entry.event)
                 .await?;
+        }
+        if let Some(position) = skipped_to {
+            let mut tx = crate::db::begin_write(&self.db).await?;
+            advance(&mut tx, &self.config.source, position).await?;
+            tx.commit().await?;
         }
         metrics::gauge!("consumer_lag_events", "source" => self.config.source.clone())
             .set((page.head - page.last_position).max(0) as f64);

@@ -25,6 +25,8 @@ use crate::extract::{Json, Query};
 pub const MAX_LIMIT: i64 = 1000;
 /// The longest a request may wait for news.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
+/// How long a waiting reader lingers after the news, for more to join it.
+const LINGER: Duration = Duration::from_millis(5);
 
 #[derive(Deserialize)]
 struct FeedParams {
@@ -59,7 +61,17 @@ async fn events(
     }
     let wait = Duration::from_millis(params.wait.unwrap_or(0)).min(MAX_WAIT);
     let mut head = outbox.head();
-    let mut entries = read(&outbox, params.after, limit).await?;
+    // A reader that is caught up with the head this process knows asks
+    // for news: reading first would find nothing (the common case, as a
+    // consumer asks again right after each page), so it waits at once. The
+    // head lags the database only where another replica's relay positions
+    // events, and then by at most the relay's tick.
+    let caught_up = *head.borrow() <= params.after && !wait.is_zero();
+    let mut entries = if caught_up {
+        Vec::new()
+    } else {
+        read(&outbox, params.after, limit).await?
+    };
     if entries.is_empty() && !wait.is_zero() {
         // Wait for the relay to move the head past `after` (or time out),
         // then read again.
@@ -72,7 +84,14 @@ async fn events(
             }
         };
         tokio::select! {
-            _ = tokio::time::timeout(wait, head.wait_for(|h| *h > params.after)) => {}
+            _ = async {
+                if tokio::time::timeout(wait, head.wait_for(|h| *h > params.after)).await.is_ok() {
+                    // News: let what commits right behind it join the page,
+                    // so a busy producer is read in batches, not one
+                    // request per event.
+                    tokio::time::sleep(LINGER).await;
+                }
+            } => {}
             () = shutdown => {}
         }
         entries = read(&outbox, params.after, limit).await?;

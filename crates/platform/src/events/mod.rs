@@ -36,8 +36,14 @@ pub use relay::{Outbox, Relay, backlog};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The tables of the outbox, inbox, consumer cursors and dead letters.
-/// Every service that produces or consumes events adds this migration.
+/// Every service that produces or consumes events adds this migration and
+/// [`INDEXES_MIGRATION`].
 pub const MIGRATION: crate::db::MigrationSource = (900, "events", include_str!("events.sql"));
+
+/// The outbox's index of unpublished events (a migration of its own: a
+/// database migrated by an earlier build keeps its checksum for 900).
+pub const INDEXES_MIGRATION: crate::db::MigrationSource =
+    (901, "outbox indexes", include_str!("indexes.sql"));
 
 /// Writes `payload` to the outbox inside the caller's transaction; it is
 /// published only if that transaction commits. Carries the current trace.

@@ -32,6 +32,8 @@ pub struct Outbox {
 /// How often the relay looks for events even when not woken (events
 /// committed by another replica, or before a crash).
 const TICK: Duration = Duration::from_millis(200);
+/// How long the relay lingers after a wake-up before its pass.
+const LINGER: Duration = Duration::from_millis(2);
 /// The longest the relay waits between attempts while failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -94,7 +96,11 @@ impl Outbox {
                     backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0)
                 };
                 tokio::select! {
-                    () = outbox.wake.notified(), if positioned.is_ok() && published.is_ok() => {}
+                    () = outbox.wake.notified(), if positioned.is_ok() && published.is_ok() => {
+                        // Let the commits right behind this one join the
+                        // pass: under load one pass carries many events.
+                        tokio::time::sleep(LINGER).await;
+                    }
                     () = tokio::time::sleep(wait) => {}
                     _ = stopping.changed() => {}
                 }
@@ -114,27 +120,27 @@ impl Outbox {
                 .execute(&mut *tx)
                 .await?;
         }
-        let pending: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM outbox")
+        let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM outbox")
             .fetch_one(&mut *tx)
             .await?;
-        for id in &pending {
-            head += 1;
-            sqlx::query("UPDATE outbox SET position = $1 WHERE id = $2")
-                .bind(head)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // The whole batch in one statement (a statement is a round trip to
+        // the database; one per event was most of a pass): the next
+        // positions after the head, in the events' id (time) order.
+        let positioned: Vec<i64> = sqlx::query_scalar(
+            "UPDATE outbox SET position = $1 + batch.n \
+             FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM \
+                   (SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500) AS next) AS batch \
+             WHERE outbox.id = batch.id RETURNING outbox.position",
+        )
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        if !pending.is_empty() {
-            metrics::counter!("outbox_events_relayed_total").increment(pending.len() as u64);
+        let head = before + positioned.len() as i64;
+        if !positioned.is_empty() {
+            metrics::counter!("outbox_events_relayed_total").increment(positioned.len() as u64);
             // More may be waiting beyond this batch.
-            if pending.len() == 500 {
+            if positioned.len() == 500 {
                 self.notify();
             }
         }
@@ -166,13 +172,17 @@ impl Outbox {
         } else {
             None
         };
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT position, event FROM outbox \
-             WHERE position IS NOT NULL AND published_at IS NULL ORDER BY position LIMIT 500",
-        )
-        .fetch_all(&self.db)
-        .await?;
-        let (pending, oldest) = backlog(&self.db).await?;
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as(UNPUBLISHED).fetch_all(&self.db).await?;
+        // A batch short of the limit is the whole backlog (but for events
+        // committed since the positions were handed out, which the next
+        // pass counts); only a full batch needs the count.
+        let (pending, oldest) = if rows.len() < UNPUBLISHED_BATCH {
+            let oldest = rows.iter().map(|(_, _, at)| at.as_str()).min();
+            (rows.len() as i64, oldest.map(age_seconds))
+        } else {
+            backlog(&self.db).await?
+        };
         metrics::gauge!("outbox_unpublished").set(pending as f64);
         metrics::gauge!("outbox_oldest_unpublished_seconds").set(oldest.unwrap_or(0.0));
         if rows.is_empty() {
@@ -180,7 +190,7 @@ impl Outbox {
         }
         let entries = rows
             .iter()
-            .map(|(position, json)| {
+            .map(|(position, json, _)| {
                 serde_json::from_str::<CloudEvent>(json)
                     .map(|event| FeedEntry {
                         position: *position,
@@ -222,14 +232,20 @@ impl Outbox {
     }
 }
 
+/// The next events to publish, in feed order. Both this and [`BACKLOG`]
+/// read only the index of unpublished events (`indexes.sql`): the outbox
+/// keeps every event, and a pass must cost what waits, not what is kept.
+pub(crate) const UNPUBLISHED: &str = "SELECT position, event, created_at FROM outbox \
+     WHERE position IS NOT NULL AND published_at IS NULL ORDER BY position LIMIT 500";
+const UNPUBLISHED_BATCH: usize = 500;
+pub(crate) const BACKLOG: &str =
+    "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL";
+
 /// How many of the outbox's events are not published yet, and how many
 /// seconds the oldest of them has waited.
 pub async fn backlog(db: &Db) -> Result<(i64, Option<f64>), sqlx::Error> {
-    let (pending, oldest): (i64, Option<String>) =
-        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(db)
-            .await?;
-    Ok((pending, oldest.map(|at| age_seconds(&at))))
+    let (pending, oldest): (i64, Option<String>) = sqlx::query_as(BACKLOG).fetch_one(db).await?;
+    Ok((pending, oldest.as_deref().map(age_seconds)))
 }
 
 /// Seconds since the RFC 3339 instant `at` (0 if it does not parse).

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
 use super::consumer::{Consumer, ConsumerConfig, Handler, Outcome};
-use super::{BoxFuture, MIGRATION, Outbox, enqueue, feed};
+use super::{BoxFuture, INDEXES_MIGRATION, MIGRATION, Outbox, enqueue, feed};
 use crate::auth::{JwkSet, ServiceTokens, SigningKey, Verifier};
 use crate::client::HttpClient;
 use crate::config::HttpConfig;
@@ -32,7 +32,7 @@ const CONSUMER_TABLES: db::MigrationSource =
 
 async fn database(dir: &tempfile::TempDir, name: &str) -> Db {
     let url = format!("sqlite://{}/{name}.db", dir.path().display());
-    db::connect(&url, &[CONSUMER_TABLES, MIGRATION])
+    db::connect(&url, &[CONSUMER_TABLES, MIGRATION, INDEXES_MIGRATION])
         .await
         .expect("connects")
 }
@@ -172,6 +172,27 @@ async fn positions_stay_unique_and_gapless_under_concurrent_writers_and_relays()
         .await
         .expect("reads");
     assert_eq!(positions, (1..=40).collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn the_relay_reads_only_what_waits_not_every_event_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, "kitchen").await;
+    for sql in [super::relay::UNPUBLISHED, super::relay::BACKLOG] {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(&db)
+                .await
+                .expect("plans");
+        let steps: Vec<&str> = plan
+            .iter()
+            .map(|(_, _, _, detail)| detail.as_str())
+            .collect();
+        assert!(
+            steps.iter().any(|s| s.contains("outbox_unpublished")),
+            "{sql} does not use the index of unpublished events: {steps:?}"
+        );
+    }
 }
 
 #[tokio::test]

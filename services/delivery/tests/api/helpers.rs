@@ -60,9 +60,15 @@ impl FakeOrders {
     /// connections until [`FakeOrders::serve`].
     pub(crate) async fn down(dir: &TempDir, key: &SigningKey) -> FakeOrders {
         let url = format!("sqlite://{}/orders.db", dir.path().display());
-        let db = platform::db::connect(&url, &[platform::events::MIGRATION])
-            .await
-            .expect("connects");
+        let db = platform::db::connect(
+            &url,
+            &[
+                platform::events::MIGRATION,
+                platform::events::INDEXES_MIGRATION,
+            ],
+        )
+        .await
+        .expect("connects");
         let outbox = platform::testing::test_outbox(dir.path(), "orders", db.clone()).await;
         let relay = outbox.start_relay();
         // A free port, released at once: nothing listens there until

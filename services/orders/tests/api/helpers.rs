@@ -48,7 +48,10 @@ impl FakeDelivery {
     async fn start(dir: &Path, key: &SigningKey) -> FakeDelivery {
         let db = platform::db::connect(
             &format!("sqlite://{}/fake-delivery.db", dir.display()),
-            &[platform::events::MIGRATION],
+            &[
+                platform::events::MIGRATION,
+                platform::events::INDEXES_MIGRATION,
+            ],
         )
         .await
         .expect("connects");
