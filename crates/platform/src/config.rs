@@ -177,7 +177,8 @@ pub struct ServiceConfig {
     pub http: HttpConfig,
     /// `sqlite://path/to/file.db` (default) or `postgres://…`.
     pub database_url: String,
-    /// The most connections to PostgreSQL (`DATABASE_POOL_MAX`).
+    /// The most connections to the database (`DATABASE_POOL_MAX`; the
+    /// default depends on the engine, see [`crate::db::default_pool_max`]).
     pub database_pool_max: u32,
     pub log_format: LogFormat,
     /// Where the users service publishes its signing keys and issues
@@ -260,7 +261,10 @@ impl ServiceConfig {
                 format!("{database_url:?} is neither sqlite:// nor postgres://"),
             );
         }
-        let database_pool_max = env.get("DATABASE_POOL_MAX", crate::db::DEFAULT_POSTGRES_POOL);
+        let database_pool_max = env.get(
+            "DATABASE_POOL_MAX",
+            crate::db::default_pool_max(&database_url),
+        );
         if !(1..=200).contains(&database_pool_max) {
             env.invalid("DATABASE_POOL_MAX", "must be between 1 and 200");
         }

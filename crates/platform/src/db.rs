@@ -26,6 +26,16 @@ pub const DEFAULT_POSTGRES_POOL: u32 = 6;
 /// SQLite has one writer; a few readers beside it are all WAL needs.
 const SQLITE_POOL: u32 = 8;
 
+/// The most connections to the database at `url` unless
+/// `DATABASE_POOL_MAX` says otherwise.
+pub fn default_pool_max(url: &str) -> u32 {
+    if url.starts_with("sqlite:") {
+        SQLITE_POOL
+    } else {
+        DEFAULT_POSTGRES_POOL
+    }
+}
+
 impl crate::ServiceConfig {
     /// This service's database (`DATABASE_URL`, `DATABASE_POOL_MAX`),
     /// opened and migrated.
@@ -39,10 +49,10 @@ impl crate::ServiceConfig {
 /// A `sqlite://` file (and its directory) is created if missing and runs in
 /// WAL mode, so readers never wait for the writer.
 pub async fn connect(url: &str, migrations: &[MigrationSource]) -> anyhow::Result<Db> {
-    connect_with(url, DEFAULT_POSTGRES_POOL, migrations).await
+    connect_with(url, default_pool_max(url), migrations).await
 }
 
-/// [`connect`] with at most `pool_max` connections to PostgreSQL.
+/// [`connect`] with at most `pool_max` connections.
 pub async fn connect_with(
     url: &str,
     pool_max: u32,
@@ -57,12 +67,12 @@ pub async fn connect_with(
         url.to_owned()
     };
     let pool = AnyPoolOptions::new()
-        .max_connections(if is_sqlite {
-            SQLITE_POOL
-        } else {
-            pool_max.max(1)
-        })
+        .max_connections(pool_max.max(1))
         .min_connections(1)
+        // A SQLite connection is a file handle in this process: pinging it
+        // before each use (a round trip to its thread) only costs. Over a
+        // network, PostgreSQL connections are still checked.
+        .test_before_acquire(!is_sqlite)
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(|conn, _meta| {
             Box::pin(async move {

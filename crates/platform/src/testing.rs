@@ -27,14 +27,19 @@ use crate::{Server, ServiceConfig};
 /// pretty logs, its SQLite file `<name>.db` in `data_dir`, and the users
 /// service (for its JWKS) at `users_url`.
 pub fn service_config(data_dir: &Path, name: &str, users_url: &str) -> ServiceConfig {
+    let database_url = test_database_url(data_dir, name);
     ServiceConfig {
         http: HttpConfig {
             host: [127, 0, 0, 1].into(),
             port: 0,
         },
-        database_url: test_database_url(data_dir, name),
         // Tests run side by side on one PostgreSQL (100 connections).
-        database_pool_max: 3,
+        database_pool_max: if database_url.starts_with("postgres") {
+            3
+        } else {
+            crate::db::default_pool_max(&database_url)
+        },
+        database_url,
         log_format: LogFormat::Pretty,
         users_url: users_url.to_owned(),
         service_secret: TEST_SERVICE_SECRET.to_owned(),

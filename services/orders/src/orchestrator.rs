@@ -161,12 +161,25 @@ impl Orchestrator {
         event: SagaEvent,
         facts: &Facts,
     ) -> Result<bool, ApplyError> {
+        self.apply_in_to(conn, id, event, facts)
+            .await
+            .map(|(changed, _)| changed)
+    }
+
+    /// [`Self::apply_in`], also answering the saga as it now stands.
+    async fn apply_in_to(
+        &self,
+        conn: &mut AnyConnection,
+        id: OrderId,
+        event: SagaEvent,
+        facts: &Facts,
+    ) -> Result<(bool, Saga), ApplyError> {
         let order = store::load(conn, id)
             .await?
             .ok_or(ApplyError::NotFound(id))?;
         let (saga, commands) = order.saga.apply(event)?;
         if saga == order.saga && commands.is_empty() {
-            return Ok(false);
+            return Ok((false, saga));
         }
         if !store::update(conn, &order, &saga, facts).await? {
             return Err(ApplyError::Contended(id));
@@ -189,7 +202,7 @@ impl Orchestrator {
             )
             .await?;
         }
-        Ok(true)
+        Ok((true, saga))
     }
 
     /// [`Self::apply_in`] in its own write transaction, retried when
@@ -211,6 +224,42 @@ impl Orchestrator {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        Err(ApplyError::Contended(id))
+    }
+
+    /// Applies a participant's answer (one or more events, such as a
+    /// ticket created and accepted at once) in one write transaction;
+    /// answers the saga as it stands after them. An event that does not fit
+    /// the saga is logged and skipped, as the ones after it still may fit.
+    async fn apply_answer(
+        &self,
+        id: OrderId,
+        events: &[SagaEvent],
+        facts: &Facts,
+    ) -> Result<Saga, ApplyError> {
+        'attempt: for _ in 0..5 {
+            let mut tx = platform::db::begin_write(&self.db).await?;
+            let mut latest = None;
+            for event in events {
+                match self.apply_in_to(&mut tx, id, event.clone(), facts).await {
+                    Ok((_, saga)) => latest = Some(saga),
+                    Err(ApplyError::Saga(e)) => {
+                        tracing::warn!(order_id = %id, error = %e, "a participant's answer did not fit the saga");
+                    }
+                    Err(ApplyError::Contended(_)) => continue 'attempt,
+                    Err(e) => return Err(e),
+                }
+            }
+            tx.commit().await?;
+            self.outbox.notify();
+            return match latest {
+                Some(saga) => Ok(saga),
+                None => store::load(&mut *self.db.acquire().await?, id)
+                    .await?
+                    .map(|order| order.saga)
+                    .ok_or(ApplyError::NotFound(id)),
+            };
         }
         Err(ApplyError::Contended(id))
     }
@@ -284,15 +333,20 @@ impl Orchestrator {
     }
 
     async fn drive_claimed(&self, id: OrderId, deadline: Option<Instant>) -> anyhow::Result<()> {
-        loop {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(());
-            }
+        // Read once; after that, the saga each answer left behind (as fresh
+        // as a read: it was loaded and written in the answer's transaction).
+        // The rest of the order (its request) never changes.
+        let mut order = {
             let mut conn = self.db.acquire().await?;
             let Some(order) = store::load(&mut conn, id).await? else {
                 return Ok(());
             };
-            drop(conn);
+            order
+        };
+        loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(());
+            }
             let commands = order.saga.outstanding();
             if commands.is_empty() {
                 return Ok(());
@@ -322,14 +376,8 @@ impl Orchestrator {
                         continue;
                     }
                 };
-                for event in events {
-                    match self.apply(id, event, &facts).await {
-                        Ok(_) => {}
-                        Err(ApplyError::Saga(e)) => {
-                            tracing::warn!(order_id = %id, error = %e, "a participant's answer did not fit the saga");
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
+                if !events.is_empty() {
+                    order.saga = self.apply_answer(id, &events, &facts).await?;
                 }
                 // The answer is committed; the next step has not started.
                 platform::failpoint::hit(format_args!("saga.{}.recorded", command.step()));
