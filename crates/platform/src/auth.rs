@@ -10,7 +10,7 @@
 //! Architecture invariant: no service trusts an identity it did not verify.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -211,6 +211,53 @@ struct Inner {
     keys: RwLock<HashMap<String, DecodingKey>>,
     remote: Option<Remote>,
     validation: Validation,
+    verified: Verified,
+}
+
+/// Tokens this verifier checked lately, with their claims. A token is
+/// signed once and presented many times (a service's token on every call
+/// it makes, a customer's on every page), and checking an EdDSA signature
+/// costs tens of microseconds: with several calls per order it was the
+/// largest single cost of a call in the profile (docs/PERFORMANCE.md).
+/// A remembered token is taken only while it has not expired (without the
+/// leeway a fresh check allows), and only byte for byte: any other string,
+/// a tampered one included, is checked in full. Tokens are never revoked
+/// (they are short-lived), so nothing else can make a checked token bad.
+struct Verified {
+    tokens: Mutex<HashMap<Box<str>, Claims>>,
+}
+
+/// The most tokens remembered; a full cache starts over (a few hundred
+/// bytes each, so at most about half a megabyte).
+const VERIFIED_CAPACITY: usize = 1024;
+
+impl Verified {
+    fn new() -> Self {
+        Self {
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The claims of `token`, if it was verified and is still valid at `now`
+    /// (Unix seconds).
+    fn get(&self, token: &str, now: u64) -> Option<Claims> {
+        let tokens = self
+            .tokens
+            .lock()
+            .expect("the verified tokens lock is never poisoned");
+        tokens.get(token).filter(|claims| claims.exp > now).cloned()
+    }
+
+    fn remember(&self, token: &str, claims: &Claims) {
+        let mut tokens = self
+            .tokens
+            .lock()
+            .expect("the verified tokens lock is never poisoned");
+        if tokens.len() >= VERIFIED_CAPACITY {
+            tokens.clear();
+        }
+        tokens.insert(token.into(), claims.clone());
+    }
 }
 
 struct Remote {
@@ -251,6 +298,7 @@ impl Verifier {
                 keys: RwLock::new(keys),
                 remote,
                 validation,
+                verified: Verified::new(),
             }),
         }
     }
@@ -279,6 +327,9 @@ impl Verifier {
 
     /// Everything a valid bearer token says.
     pub async fn verify_claims(&self, token: &str) -> Result<Claims, AuthError> {
+        if let Some(claims) = self.inner.verified.get(token, unix_now()) {
+            return Ok(claims);
+        }
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
@@ -295,9 +346,11 @@ impl Verifier {
                     .ok_or_else(|| AuthError::Invalid("unknown signing key".to_owned()))?
             }
         };
-        jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation)
             .map(|data| data.claims)
-            .map_err(|e| AuthError::Invalid(e.to_string()))
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        self.inner.verified.remember(token, &claims);
+        Ok(claims)
     }
 
     fn cached(&self, kid: &str) -> Option<DecodingKey> {
@@ -524,6 +577,18 @@ mod tests {
         );
     }
 
+    /// `token` with its payload's role changed to admin, signature kept.
+    fn made_admin(token: &str) -> String {
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let admin_payload = URL_SAFE_NO_PAD.encode(
+            String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).expect("b64"))
+                .expect("utf8")
+                .replace("customer", "admin"),
+        );
+        parts[1] = &admin_payload;
+        parts.join(".")
+    }
+
     #[tokio::test]
     async fn refuses_foreign_expired_and_tampered_tokens() {
         let key = SigningKey::generate();
@@ -550,14 +615,41 @@ mod tests {
         let good = key
             .issue(UserId::new(), Role::Customer, Duration::from_secs(60))
             .expect("signs");
-        let mut parts: Vec<&str> = good.split('.').collect();
-        let admin_payload = URL_SAFE_NO_PAD.encode(
-            String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).expect("b64"))
-                .expect("utf8")
-                .replace("customer", "admin"),
+        assert!(verifier.verify(&made_admin(&good)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_taken_only_as_is_and_only_until_it_expires() {
+        let key = SigningKey::generate();
+        let verifier = verifier_for(&key);
+        let good = key
+            .issue(UserId::new(), Role::Customer, Duration::from_secs(60))
+            .expect("signs");
+        let claims = verifier.verify_claims(&good).await.expect("valid");
+        let verified = &verifier.inner.verified;
+        assert!(verified.get(&good, claims.exp - 1).is_some(), "remembered");
+        assert!(
+            verified.get(&good, claims.exp).is_none(),
+            "not past its expiry, even within the leeway"
         );
-        parts[1] = &admin_payload;
-        assert!(verifier.verify(&parts.join(".")).await.is_err());
+
+        // The signature of a remembered token does not vouch for another
+        // payload under it.
+        assert!(verifier.verify(&made_admin(&good)).await.is_err());
+
+        // A full cache starts over rather than growing.
+        for _ in 0..VERIFIED_CAPACITY {
+            let token = key
+                .issue(UserId::new(), Role::Customer, Duration::from_secs(60))
+                .expect("signs");
+            verifier.verify(&token).await.expect("valid");
+        }
+        let held = verified.tokens.lock().expect("lock").len();
+        assert!(held <= VERIFIED_CAPACITY, "{held} tokens held");
+        assert!(
+            verifier.verify(&good).await.is_ok(),
+            "still valid when forgotten"
+        );
     }
 
     #[tokio::test]
