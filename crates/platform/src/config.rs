@@ -158,18 +158,40 @@ pub struct HttpConfig {
     pub host: IpAddr,
     /// 0 asks the OS for a free port (tests).
     pub port: u16,
+    /// The most connections served at once (`MAX_CONNECTIONS`); more wait
+    /// in the kernel's accept queue. Each costs some tens of kilobytes, so
+    /// this bounds a process's memory under overload.
+    pub max_connections: usize,
 }
 
 impl HttpConfig {
     /// Reads `HOST` (default 127.0.0.1) and `PORT` (default: the service's
     /// local port).
     pub fn from_env(env: &mut Env, service: &str) -> Self {
+        let max_connections = env.get("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS);
+        if max_connections == 0 {
+            env.invalid("MAX_CONNECTIONS", "must be at least 1");
+        }
         Self {
             host: env.get("HOST", IpAddr::from([127, 0, 0, 1])),
             port: env.get("PORT", default_port(service)),
+            max_connections,
+        }
+    }
+
+    /// `host:port` with the default connection limit.
+    pub fn at(host: IpAddr, port: u16) -> Self {
+        Self {
+            host,
+            port,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
+
+/// Connections a service serves at once unless `MAX_CONNECTIONS` says
+/// otherwise: as many as the gateway admits requests.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// The settings every service has.
 #[derive(Debug, Clone)]

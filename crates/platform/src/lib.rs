@@ -23,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod failpoint;
+pub mod listener;
 pub mod server;
 pub mod telemetry;
 pub mod testing;

@@ -97,6 +97,7 @@ struct Health {
 /// A bound, not yet running, service.
 pub struct Server {
     listener: TcpListener,
+    max_connections: usize,
     app: Router,
     shutdown_hooks: Vec<ShutdownHook>,
     health: Arc<Health>,
@@ -130,7 +131,9 @@ impl Server {
         } else {
             TcpListener::bind(addr).await?
         };
-        Ok(Self::with_listener(listener, service))
+        let mut server = Self::with_listener(listener, service);
+        server.max_connections = config.max_connections;
+        Ok(server)
     }
 
     pub fn with_listener(listener: TcpListener, service: Service) -> Server {
@@ -180,6 +183,7 @@ impl Server {
         let (shutdown, _) = watch::channel(false);
         Server {
             listener,
+            max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
             app,
             shutdown_hooks: service.shutdown_hooks,
             draining,
@@ -230,8 +234,11 @@ impl Server {
         };
         // The peer's address is in each request's extensions (the gateway
         // rate-limits per client).
-        let app = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
+        let app = self
+            .app
+            .into_make_service_with_connect_info::<crate::listener::PeerAddr>();
+        let listener = crate::listener::Capped::new(self.listener, self.max_connections);
+        axum::serve(listener, app)
             .with_graceful_shutdown(graceful)
             .await?;
         for hook in self.shutdown_hooks {

@@ -29,10 +29,7 @@ use crate::{Server, ServiceConfig};
 pub fn service_config(data_dir: &Path, name: &str, users_url: &str) -> ServiceConfig {
     let database_url = test_database_url(data_dir, name);
     ServiceConfig {
-        http: HttpConfig {
-            host: [127, 0, 0, 1].into(),
-            port: 0,
-        },
+        http: HttpConfig::at([127, 0, 0, 1].into(), 0),
         // Tests run side by side on one PostgreSQL (100 connections).
         database_pool_max: if database_url.starts_with("postgres") {
             3

@@ -16,7 +16,7 @@
 //! Metric: `gateway_rejected_total{reason}` (`overloaded`, `rate_limited`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -74,8 +74,8 @@ pub(crate) async fn admit(
     if let Some(limiter) = &admission.clients {
         let client = req
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
+            .get::<ConnectInfo<platform::listener::PeerAddr>>()
+            .map(|c| c.0.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if let Err(wait) = limiter.check(client, Instant::now()) {
             metrics::counter!("gateway_rejected_total", "reason" => "rate_limited").increment(1);

@@ -75,15 +75,9 @@ async fn serve_feed(outbox: &Outbox) -> String {
     .expect("keys");
     let router = feed::router(outbox.clone()).layer(axum::Extension(verifier));
     let service = Service::new("kitchen", router, utoipa::openapi::OpenApi::default());
-    let server = Server::bind(
-        &HttpConfig {
-            host: [127, 0, 0, 1].into(),
-            port: 0,
-        },
-        service,
-    )
-    .await
-    .expect("binds");
+    let server = Server::bind(&HttpConfig::at([127, 0, 0, 1].into(), 0), service)
+        .await
+        .expect("binds");
     let url = format!("http://127.0.0.1:{}", server.port());
     tokio::spawn(server.run_until_stopped());
     url
@@ -404,10 +398,7 @@ async fn a_waiting_reader_does_not_hold_up_a_shutdown() {
     .expect("keys");
     let router = feed::router(outbox.clone()).layer(axum::Extension(verifier));
     let server = Server::bind(
-        &HttpConfig {
-            host: [127, 0, 0, 1].into(),
-            port: 0,
-        },
+        &HttpConfig::at([127, 0, 0, 1].into(), 0),
         Service::new("kitchen", router, utoipa::openapi::OpenApi::default()),
     )
     .await
@@ -555,10 +546,7 @@ async fn a_parked_event_is_listed_and_a_redrive_after_the_fix_applies_it_once() 
     let router =
         super::dead_letters::router(diner.clone(), consumers).layer(axum::Extension(verifier));
     let server = Server::bind(
-        &HttpConfig {
-            host: [127, 0, 0, 1].into(),
-            port: 0,
-        },
+        &HttpConfig::at([127, 0, 0, 1].into(), 0),
         Service::new("diner", router, utoipa::openapi::OpenApi::default()),
     )
     .await

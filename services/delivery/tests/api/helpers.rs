@@ -92,15 +92,9 @@ impl FakeOrders {
         assert!(!self.serving, "orders is already serving");
         let router = feed::router(self.outbox.clone()).layer(axum::Extension(verifier(&self.key)));
         let service = Service::new("orders", router, utoipa::openapi::OpenApi::default());
-        let server = Server::bind(
-            &HttpConfig {
-                host: self.addr.ip(),
-                port: self.addr.port(),
-            },
-            service,
-        )
-        .await
-        .expect("binds");
+        let server = Server::bind(&HttpConfig::at(self.addr.ip(), self.addr.port()), service)
+            .await
+            .expect("binds");
         // Serves until the test's runtime ends.
         tokio::spawn(server.run_until(std::future::pending()));
         self.serving = true;

@@ -103,10 +103,7 @@ pub(crate) fn gateway_config(
     control_url: Option<String>,
 ) -> gateway::Config {
     gateway::Config {
-        http: HttpConfig {
-            host: [127, 0, 0, 1].into(),
-            port: 0,
-        },
+        http: HttpConfig::at([127, 0, 0, 1].into(), 0),
         log_format: LogFormat::Pretty,
         upstreams: vec![
             gateway::Upstream::new("users", users),

@@ -129,10 +129,7 @@ impl FakeDelivery {
 }
 
 fn local(port: u16) -> HttpConfig {
-    HttpConfig {
-        host: [127, 0, 0, 1].into(),
-        port,
-    }
+    HttpConfig::at([127, 0, 0, 1].into(), port)
 }
 
 fn verifier(key: &SigningKey) -> Verifier {
