@@ -158,9 +158,11 @@ pub struct HttpConfig {
     pub host: IpAddr,
     /// 0 asks the OS for a free port (tests).
     pub port: u16,
-    /// The most connections served at once (`MAX_CONNECTIONS`); more wait
-    /// in the kernel's accept queue. Each costs some tens of kilobytes, so
-    /// this bounds a process's memory under overload.
+    /// The most connections served at once (`MAX_CONNECTIONS`, unset: no
+    /// limit); more wait in the kernel's accept queue. Each costs some tens
+    /// of kilobytes, so a limit bounds a process's memory under overload,
+    /// but only for clients that close idle connections (see
+    /// `platform::listener`).
     pub max_connections: usize,
 }
 
@@ -190,8 +192,8 @@ impl HttpConfig {
 }
 
 /// Connections a service serves at once unless `MAX_CONNECTIONS` says
-/// otherwise: as many as the gateway admits requests.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// otherwise: no limit (see `platform::listener` for why).
+pub const DEFAULT_MAX_CONNECTIONS: usize = usize::MAX;
 
 /// The settings every service has.
 #[derive(Debug, Clone)]

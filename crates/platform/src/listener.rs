@@ -1,12 +1,17 @@
-//! The listener every service serves from: at most a fixed number of
-//! connections at once, each with `TCP_NODELAY`.
+//! The listener every service serves from: each connection with
+//! `TCP_NODELAY`, and at most `MAX_CONNECTIONS` of them at once if set.
 //!
 //! axum accepts as many connections as clients open, and each holds
 //! buffers and a task: an overloaded gateway held 4,096 of a load
-//! generator's connections and about 100 MB. Past the limit, `accept`
+//! generator's connections and about 100 MB. Past a limit, `accept`
 //! waits for a connection to close, and new ones wait in the kernel's
-//! accept queue (then time out at the client): memory stays bounded and
-//! the connections already served keep their speed.
+//! accept queue: memory stays bounded and the connections already served
+//! keep their speed. The limit is off by default, because a slot is held
+//! by an idle keep-alive connection as much as by a busy one, and
+//! `axum::serve` cannot close idle connections to make room: a client
+//! with a large pool (the load generator at 16,000 pages/s) then had new
+//! connections wait for its idle ones to time out, 10 s. Set it where the
+//! clients' pools are known to be smaller than the limit.
 
 use std::io;
 use std::net::SocketAddr;
