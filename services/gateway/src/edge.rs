@@ -59,6 +59,8 @@ struct Entry {
     stored: Instant,
     /// Cleared by an invalidation; the entry stays as the stale copy.
     fresh: bool,
+    /// The generation its read started in (set by `store`).
+    read_in: u64,
 }
 
 /// The cache and what it knows of restaurants' events.
@@ -120,12 +122,22 @@ impl EdgeCache {
         Some(response)
     }
 
-    /// Keeps an answer read in `generation`, unless something changed since.
-    fn store(&self, key: String, generation: u64, entry: Entry) {
+    /// Keeps an answer read in `generation`: fresh unless something changed
+    /// since; if something did, still as the stale copy, unless a copy read
+    /// later is kept already (the stale copy is the newest answer seen, and
+    /// an answer read across a change is newer than what the cache held).
+    fn store(&self, key: String, generation: u64, mut entry: Entry) {
         let mut entries = self.lock();
-        if self.generation.load(Ordering::Acquire) != generation {
+        let changed = self.generation.load(Ordering::Acquire) != generation;
+        if changed
+            && entries
+                .get(&key)
+                .is_some_and(|kept| kept.read_in > generation)
+        {
             return;
         }
+        entry.read_in = generation;
+        entry.fresh = entry.fresh && !changed;
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
             entries.retain(|_, e| e.fresh);
             if entries.len() >= MAX_ENTRIES {
@@ -225,6 +237,7 @@ pub(crate) async fn get(state: &AppState, service: &str, auth: Auth, req: Reques
                     restaurant,
                     stored: Instant::now(),
                     fresh: true,
+                    read_in: generation,
                 },
             );
             parts
@@ -275,6 +288,7 @@ mod tests {
             restaurant: restaurant.map(str::to_owned),
             stored: Instant::now(),
             fresh: true,
+            read_in: 0,
         }
     }
 
@@ -306,6 +320,34 @@ mod tests {
         cache.invalidate("c");
         cache.store("/api/v1/restaurants/c".into(), before, entry(Some("c")));
         assert!(cache.fresh("/api/v1/restaurants/c").is_none());
+        // ... but it is the newest copy there is, for a stale answer.
+        assert!(cache.stale("/api/v1/restaurants/c").is_some());
+    }
+
+    #[test]
+    fn a_read_across_a_change_replaces_an_older_copy_never_a_newer_one() {
+        let cache = filled();
+        let key = "/api/v1/restaurants/a";
+        let copy = |body: &'static [u8]| Entry {
+            body: Bytes::from_static(body),
+            ..entry(Some("a"))
+        };
+        let first = cache.generation.load(Ordering::Acquire);
+        cache.invalidate("a");
+        let second = cache.generation.load(Ordering::Acquire);
+        cache.invalidate("a");
+        // Read in `second`, answered after another change: newer than the
+        // copy from `first`, so it becomes the stale copy.
+        cache.store(key.into(), second, copy(br#"{"stock":4}"#));
+        assert_eq!(kept_body(&cache, key), &br#"{"stock":4}"#[..]);
+        // A slower read that started in `first` must not bring back its
+        // older answer.
+        cache.store(key.into(), first, copy(br#"{"stock":5}"#));
+        assert_eq!(kept_body(&cache, key), &br#"{"stock":4}"#[..]);
+    }
+
+    fn kept_body(cache: &EdgeCache, key: &str) -> Bytes {
+        cache.lock().get(key).expect("a copy").body.clone()
     }
 
     #[test]
