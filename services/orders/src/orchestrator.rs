@@ -97,8 +97,14 @@ pub(crate) struct Orchestrator {
 
 /// How long a saga's lease lasts without renewal: the longest another
 /// replica waits to take over the sagas of one that was killed. Renewed
-/// before each round of steps (a step takes at most the client timeout).
+/// before a round of steps that starts more than `RENEW_AFTER` after the
+/// last renewal, so every round has at least 9 s of lease (a step takes at
+/// most the client timeout) without a write per round: a happy order's
+/// rounds all fall within its first second (measured: 7 lease writes per
+/// order in production mode before, 4 after: a take and a release for each
+/// of its two drives).
 const LEASE: Duration = Duration::from_secs(10);
+const RENEW_AFTER: Duration = Duration::from_secs(1);
 
 /// Why `apply` changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -281,7 +287,7 @@ impl Orchestrator {
                 return;
             }
         }
-        if let Err(e) = self.drive_claimed(id, deadline).await {
+        if let Err(e) = self.drive_claimed(id, deadline, Instant::now()).await {
             tracing::debug!(order_id = %id, error = %e, "saga paused; the sweeper will resume it");
         }
         if self.leases
@@ -332,7 +338,12 @@ impl Orchestrator {
         })
     }
 
-    async fn drive_claimed(&self, id: OrderId, deadline: Option<Instant>) -> anyhow::Result<()> {
+    async fn drive_claimed(
+        &self,
+        id: OrderId,
+        deadline: Option<Instant>,
+        mut leased: Instant,
+    ) -> anyhow::Result<()> {
         // Read once; after that, the saga each answer left behind (as fresh
         // as a read: it was loaded and written in the answer's transaction).
         // The rest of the order (its request) never changes.
@@ -351,8 +362,11 @@ impl Orchestrator {
             if commands.is_empty() {
                 return Ok(());
             }
-            if !self.renew_lease(id).await? {
-                anyhow::bail!("another replica took the saga over");
+            if leased.elapsed() >= RENEW_AFTER {
+                if !self.renew_lease(id).await? {
+                    anyhow::bail!("another replica took the saga over");
+                }
+                leased = Instant::now();
             }
             // One participant down must not hold up the others' steps (a
             // void must not wait for a restaurants outage): run every
