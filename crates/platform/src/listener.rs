@@ -67,7 +67,6 @@ impl Listener for Capped {
         // Answers are written whole; waiting to coalesce them only adds
         // latency on a request/response connection.
         let _ = stream.set_nodelay(true);
-        metrics::gauge!("http_connections_free").set(self.permits.available_permits() as f64);
         (
             CappedStream {
                 stream,

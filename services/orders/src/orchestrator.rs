@@ -219,19 +219,9 @@ impl Orchestrator {
         event: SagaEvent,
         facts: &Facts,
     ) -> Result<bool, ApplyError> {
-        for _ in 0..5 {
-            let mut tx = platform::db::begin_write(&self.db).await?;
-            match self.apply_in(&mut tx, id, event.clone(), facts).await {
-                Err(ApplyError::Contended(_)) => continue,
-                Ok(changed) => {
-                    tx.commit().await?;
-                    self.outbox.notify();
-                    return Ok(changed);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(ApplyError::Contended(id))
+        self.apply_all(id, std::slice::from_ref(&event), facts, false)
+            .await
+            .map(|(changed, _)| changed)
     }
 
     /// Applies a participant's answer (one or more events, such as a
@@ -244,13 +234,36 @@ impl Orchestrator {
         events: &[SagaEvent],
         facts: &Facts,
     ) -> Result<Saga, ApplyError> {
+        match self.apply_all(id, events, facts, true).await? {
+            (_, Some(saga)) => Ok(saga),
+            (_, None) => store::load(&mut *self.db.acquire().await?, id)
+                .await?
+                .map(|order| order.saga)
+                .ok_or(ApplyError::NotFound(id)),
+        }
+    }
+
+    /// `events` in one write transaction, retried when another writer
+    /// changed the order in between: whether any changed the order, and
+    /// the saga after the last that fit. With `skip_misfits`, an event that
+    /// does not fit the saga is logged and skipped instead of failing all.
+    async fn apply_all(
+        &self,
+        id: OrderId,
+        events: &[SagaEvent],
+        facts: &Facts,
+        skip_misfits: bool,
+    ) -> Result<(bool, Option<Saga>), ApplyError> {
         'attempt: for _ in 0..5 {
             let mut tx = platform::db::begin_write(&self.db).await?;
-            let mut latest = None;
+            let (mut changed, mut latest) = (false, None);
             for event in events {
                 match self.apply_in_to(&mut tx, id, event.clone(), facts).await {
-                    Ok((_, saga)) => latest = Some(saga),
-                    Err(ApplyError::Saga(e)) => {
+                    Ok((moved, saga)) => {
+                        changed |= moved;
+                        latest = Some(saga);
+                    }
+                    Err(ApplyError::Saga(e)) if skip_misfits => {
                         tracing::warn!(order_id = %id, error = %e, "a participant's answer did not fit the saga");
                     }
                     Err(ApplyError::Contended(_)) => continue 'attempt,
@@ -259,13 +272,7 @@ impl Orchestrator {
             }
             tx.commit().await?;
             self.outbox.notify();
-            return match latest {
-                Some(saga) => Ok(saga),
-                None => store::load(&mut *self.db.acquire().await?, id)
-                    .await?
-                    .map(|order| order.saga)
-                    .ok_or(ApplyError::NotFound(id)),
-            };
+            return Ok((changed, latest));
         }
         Err(ApplyError::Contended(id))
     }

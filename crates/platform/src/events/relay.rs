@@ -32,6 +32,9 @@ pub struct Outbox {
 /// How often the relay looks for events even when not woken (events
 /// committed by another replica, or before a crash).
 const TICK: Duration = Duration::from_millis(200);
+/// The most events a pass positions, and publishes (the `LIMIT` of both
+/// statements).
+const BATCH: usize = 500;
 /// How long the relay lingers after a wake-up before its pass.
 const LINGER: Duration = Duration::from_millis(2);
 /// The longest the relay waits between attempts while failing.
@@ -140,7 +143,7 @@ impl Outbox {
         if !positioned.is_empty() {
             metrics::counter!("outbox_events_relayed_total").increment(positioned.len() as u64);
             // More may be waiting beyond this batch.
-            if positioned.len() == 500 {
+            if positioned.len() == BATCH {
                 self.notify();
             }
         }
@@ -177,7 +180,7 @@ impl Outbox {
         // A batch short of the limit is the whole backlog (but for events
         // committed since the positions were handed out, which the next
         // pass counts); only a full batch needs the count.
-        let (pending, oldest) = if rows.len() < UNPUBLISHED_BATCH {
+        let (pending, oldest) = if rows.len() < BATCH {
             let oldest = rows.iter().map(|(_, _, at)| at.as_str()).min();
             (rows.len() as i64, oldest.map(age_seconds))
         } else {
@@ -237,7 +240,6 @@ impl Outbox {
 /// keeps every event, and a pass must cost what waits, not what is kept.
 pub(crate) const UNPUBLISHED: &str = "SELECT position, event, created_at FROM outbox \
      WHERE position IS NOT NULL AND published_at IS NULL ORDER BY position LIMIT 500";
-const UNPUBLISHED_BATCH: usize = 500;
 pub(crate) const BACKLOG: &str =
     "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL";
 
