@@ -1,14 +1,18 @@
-//! The request context: trace id and request id of the request being served.
+//! The request context: method, route, trace id and request id of the
+//! request being served.
 //!
 //! The server's middleware sets it for the duration of each request (a
 //! task-local); the outbound client reads it, so a call made while serving
-//! a request carries the same trace without any handler passing it along.
+//! a request carries the same trace without any handler passing it along,
+//! and the log formatter reads it, so every line logged while serving a
+//! request names it.
 //!
 //! It also holds the request's deadline: a caller's remaining budget
 //! arrives as `x-deadline-ms` (milliseconds, relative, so clocks need not
 //! agree); the server stops working on the request when it passes, and
 //! every call made while serving it gets at most what is left.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -22,6 +26,10 @@ pub const MAX_BUDGET: Duration = Duration::from_secs(60);
 /// What travels with one request.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
+    /// `GET`, `POST`, …
+    pub method: axum::http::Method,
+    /// The route pattern that matched (`/orders/{id}`), or `unmatched`.
+    pub route: Arc<str>,
     /// 32 lowercase hex digits (W3C trace-id).
     pub trace_id: String,
     pub request_id: String,
@@ -60,6 +68,17 @@ pub fn current() -> Option<RequestContext> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
+/// `f` of the context of the request being served by this task, if any,
+/// without copying it.
+pub fn with_current<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R> {
+    CURRENT.try_with(f).ok()
+}
+
+/// Runs `f` (synchronous) with `ctx` as the current context.
+pub fn in_scope<R>(ctx: RequestContext, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(ctx, f)
+}
+
 /// Runs `fut` with `ctx` as the current context.
 pub async fn scope<F: std::future::Future>(ctx: RequestContext, fut: F) -> F::Output {
     CURRENT.scope(ctx, fut).await
@@ -75,13 +94,13 @@ fn new_span_id() -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// The trace id of a valid W3C `traceparent` header
@@ -152,6 +171,8 @@ mod tests {
     async fn the_budget_left_shrinks_and_is_none_outside_a_request() {
         assert_eq!(remaining(), None);
         let ctx = RequestContext {
+            method: axum::http::Method::GET,
+            route: "/r".into(),
             trace_id: new_trace_id(),
             request_id: "r".into(),
             deadline: Some(Instant::now() + Duration::from_millis(500)),

@@ -8,18 +8,20 @@
 //! requests finish, and only then does the process exit.
 //!
 //! Every request gets a trace id (from a valid `traceparent` or new), a
-//! request id, an `x-trace-id` response header, a log span, and a count and
-//! latency in `/metrics` under its route pattern.
+//! request id, an `x-trace-id` response header, its context on every log
+//! line written while it is served, and a count and latency in `/metrics`
+//! under its route pattern.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,7 +30,6 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
-use tracing::Instrument;
 
 use crate::config::HttpConfig;
 use crate::context::{self, RequestContext};
@@ -177,7 +178,10 @@ impl Server {
             .layer(DefaultBodyLimit::max(service.body_limit))
             .layer(middleware::from_fn(problem_for_empty_errors))
             .layer(CatchPanicLayer::custom(panic_response))
-            .layer(middleware::from_fn(observe));
+            .layer(middleware::from_fn_with_state(
+                Arc::new(Endpoints::default()),
+                observe,
+            ));
         let (draining, draining_rx) = watch::channel(false);
         let app = app.layer(axum::Extension(Draining(draining_rx)));
         let (shutdown, _) = watch::channel(false);
@@ -392,14 +396,88 @@ async fn problem_for_empty_errors(req: Request, next: Next) -> Response {
     response
 }
 
+/// The RED metric handles of every route, method and status a server has
+/// answered, made once and reused: `metrics::counter!` with labels builds
+/// its key (a string per label) and looks the registry up on every call.
+#[derive(Default)]
+struct Endpoints(std::sync::RwLock<HashMap<Box<str>, Arc<Endpoint>>>);
+
+/// One route's handles.
+struct Endpoint {
+    route: Arc<str>,
+    counts: Mutex<Vec<(Method, StatusCode, metrics::Counter)>>,
+    durations: Mutex<Vec<(Method, metrics::Histogram)>>,
+}
+
+impl Endpoints {
+    fn of(&self, route: &str) -> Arc<Endpoint> {
+        let known = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(route)
+            .cloned();
+        known.unwrap_or_else(|| {
+            self.0
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(route.into())
+                .or_insert_with(|| {
+                    Arc::new(Endpoint {
+                        route: route.into(),
+                        counts: Mutex::default(),
+                        durations: Mutex::default(),
+                    })
+                })
+                .clone()
+        })
+    }
+}
+
+impl Endpoint {
+    /// Counts one answer and records its duration
+    /// (`http_requests_total`, `http_request_duration_seconds`).
+    fn record(&self, method: &Method, status: StatusCode, elapsed: Duration) {
+        let counter = {
+            let mut counts = self
+                .counts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match counts.iter().find(|(m, s, _)| m == method && *s == status) {
+                Some((_, _, counter)) => counter.clone(),
+                None => {
+                    let counter = metrics::counter!("http_requests_total", "route" => self.route.to_string(), "method" => method.to_string(), "status" => status.as_str().to_owned());
+                    counts.push((method.clone(), status, counter.clone()));
+                    counter
+                }
+            }
+        };
+        counter.increment(1);
+        let histogram = {
+            let mut durations = self
+                .durations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match durations.iter().find(|(m, _)| m == method) {
+                Some((_, histogram)) => histogram.clone(),
+                None => {
+                    let histogram = metrics::histogram!("http_request_duration_seconds", "route" => self.route.to_string(), "method" => method.to_string());
+                    durations.push((method.clone(), histogram.clone()));
+                    histogram
+                }
+            }
+        };
+        histogram.record(elapsed.as_secs_f64());
+    }
+}
+
 /// Trace context, request log and RED metrics for every request.
-async fn observe(req: Request, next: Next) -> Response {
+async fn observe(State(endpoints): State<Arc<Endpoints>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
+    let endpoint = endpoints.of(req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .map_or("unmatched", MatchedPath::as_str));
     let method = req.method().clone();
     let trace_id = req
         .headers()
@@ -414,13 +492,6 @@ async fn observe(req: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let span = tracing::info_span!(
-        "request",
-        method = %method,
-        route = %route,
-        trace_id = %trace_id,
-        request_id = %request_id,
-    );
     // The caller's budget: past it nobody waits for the answer, so the
     // work stops there (dropping the handler rolls back its transaction).
     let deadline = req
@@ -429,18 +500,22 @@ async fn observe(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(context::parse_budget)
         .map(|budget| start + budget);
+    // What the log lines written while serving it name (no tracing span:
+    // the formatter reads the context, `telemetry`).
     let ctx = RequestContext {
+        method: method.clone(),
+        route: endpoint.route.clone(),
         trace_id: trace_id.clone(),
         request_id: request_id.clone(),
         deadline,
     };
-    let work = context::scope(ctx, next.run(req).instrument(span.clone()));
+    let work = context::scope(ctx, next.run(req));
     let mut response = match deadline {
         None => work.await,
         Some(deadline) => match tokio::time::timeout_at(deadline.into(), work).await {
             Ok(response) => response,
             Err(_) => {
-                metrics::counter!("http_deadline_exceeded_total", "route" => route.clone())
+                metrics::counter!("http_deadline_exceeded_total", "route" => endpoint.route.to_string())
                     .increment(1);
                 ApiError::deadline_exceeded().into_response()
             }
@@ -456,19 +531,36 @@ async fn observe(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert("x-request-id", v);
     }
+    endpoint.record(&method, status, elapsed);
 
-    let status_label = status.as_str().to_owned();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status_label).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method.to_string())
-        .record(elapsed.as_secs_f64());
-
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
-        tracing::error!(parent: &span, status = status.as_u16(), latency_ms, error = format!("{cause:#}"), "request failed");
-    } else if status.is_server_error() {
-        tracing::warn!(parent: &span, status = status.as_u16(), latency_ms, "request answered with a server error");
-    } else {
-        tracing::debug!(parent: &span, status = status.as_u16(), latency_ms, "request served");
+    let cause = response.extensions().get::<InternalCause>().map(|c| &c.0);
+    if cause.is_some() || status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
+        let ctx = RequestContext {
+            method,
+            route: endpoint.route.clone(),
+            trace_id,
+            request_id,
+            deadline,
+        };
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        context::in_scope(ctx, || {
+            if let Some(cause) = cause {
+                tracing::error!(
+                    status = status.as_u16(),
+                    latency_ms,
+                    error = format!("{cause:#}"),
+                    "request failed"
+                );
+            } else if status.is_server_error() {
+                tracing::warn!(
+                    status = status.as_u16(),
+                    latency_ms,
+                    "request answered with a server error"
+                );
+            } else {
+                tracing::debug!(status = status.as_u16(), latency_ms, "request served");
+            }
+        });
     }
     response
 }
