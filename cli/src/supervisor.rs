@@ -375,19 +375,27 @@ async fn supervise(exe: PathBuf, spec: ServiceSpec, mut commands: mpsc::Receiver
 const MALLOC_TUNING: &[(&str, &str)] = &[("MALLOC_MMAP_THRESHOLD_", "1048576")];
 
 /// The async runtime's worker threads for each service (tokio reads
-/// `TOKIO_WORKER_THREADS`), unless the environment sets them: half the
-/// cores, at least one. By default a runtime has a thread per core, and six
-/// services on one small machine then wake each other's idle threads far
-/// more than they work: on 2 cores, one thread each took the platform from
-/// 1.26 to 1.08 cores at 100 orders/s, and p99 from 34 to 20 ms
+/// `TOKIO_WORKER_THREADS`), unless the environment sets them: a thread per
+/// core for the gateway, half the cores (at least one) for the others. By
+/// default a runtime has a thread per core, and six services on one small
+/// machine then wake each other's idle threads far more than they work: on
+/// 2 cores, one thread each took the platform from 1.26 to 1.08 cores at
+/// 100 orders/s, and p99 from 34 to 20 ms. The gateway is the exception:
+/// it answers restaurant pages from its edge cache with no other service
+/// involved, so one thread would cap browsing at one core
 /// (docs/PERFORMANCE.md).
-fn runtime_threads() -> Option<(&'static str, String)> {
+fn runtime_threads(service: &str) -> Option<(&'static str, String)> {
     const VAR: &str = "TOKIO_WORKER_THREADS";
     if std::env::var_os(VAR).is_some() {
         return None;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Some((VAR, (cores / 2).max(1).to_string()))
+    let threads = if service == "gateway" {
+        cores
+    } else {
+        cores / 2
+    };
+    Some((VAR, threads.max(1).to_string()))
 }
 
 /// Starts `spec`'s process; `first` says whether it is its first start
@@ -414,7 +422,7 @@ fn spawn_child(exe: &PathBuf, spec: &ServiceSpec, first: bool) -> anyhow::Result
                 .filter(|(k, _)| std::env::var_os(k).is_none())
                 .copied(),
         )
-        .envs(runtime_threads())
+        .envs(runtime_threads(spec.service))
         .stdin(Stdio::piped())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
