@@ -22,7 +22,7 @@ use contracts::identity::{LoginRequest, RegisterRequest, TokenResponse};
 use contracts::kitchen::OrderLine;
 use contracts::orders::{DeliveryAddress, OrderStatus, PlaceOrder};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Client, Method, StatusCode, Url};
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -59,9 +59,10 @@ struct Customer {
 pub(crate) struct FeastFast {
     client: Client,
     api: String,
-    /// `GET` URLs of restaurant pages, and of searches.
-    pages: Vec<String>,
-    searches: Vec<String>,
+    /// `GET` URLs of restaurant pages, and of searches, parsed once (a
+    /// URL given as text is parsed again for every request).
+    pages: Vec<Url>,
+    searches: Vec<Url>,
     /// Ready-made bodies of orders to happy-path restaurants.
     order_bodies: Vec<Bytes>,
     customers: Vec<Customer>,
@@ -106,7 +107,7 @@ impl FeastFast {
         for r in &listed {
             let url = format!("{api}/restaurants/{}", r.id);
             let detail: RestaurantDetail = get_json(&client, &url, None).await?;
-            pages.push(url);
+            pages.push(Url::parse(&url).with_context(|| format!("not a URL: {url}"))?);
             let cuisine = r.cuisine.to_lowercase();
             if !cuisine.is_empty() && !cuisines.contains(&cuisine) {
                 cuisines.push(cuisine);
@@ -117,8 +118,11 @@ impl FeastFast {
         }
         let searches = cuisines
             .iter()
-            .map(|c| format!("{api}/restaurants?q={}&limit=20", encode(c)))
-            .collect::<Vec<_>>();
+            .map(|c| {
+                let url = format!("{api}/restaurants?q={}&limit=20", encode(c));
+                Url::parse(&url).with_context(|| format!("not a URL: {url}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         if (mix.has(Op::Browse) || mix.has(Op::Search)) && pages.is_empty() {
             bail!("the gateway lists no restaurants to browse: is this a seeded `feastfast up`?");
         }
@@ -242,8 +246,8 @@ impl FeastFast {
         &self.customers[pick(n, self.customers.len())]
     }
 
-    async fn get(&self, url: &str, auth: Option<HeaderValue>) -> Outcome {
-        let mut request = self.client.get(url);
+    async fn get(&self, url: &Url, auth: Option<HeaderValue>) -> Outcome {
+        let mut request = self.client.get(url.clone());
         if let Some(auth) = auth {
             request = request.header(AUTHORIZATION, auth);
         }
@@ -252,7 +256,7 @@ impl FeastFast {
                 Ok(_) => Outcome::ok(200),
                 Err(e) => Outcome::failed(Some(200), format!("GET {url}: body: {e}")),
             },
-            Ok(r) => unexpected(Method::GET, url, r).await,
+            Ok(r) => unexpected(Method::GET, url.as_str(), r).await,
             Err(e) => Outcome::failed(None, format!("GET {url}: {e}")),
         }
     }
@@ -271,8 +275,10 @@ impl FeastFast {
         let Some(order) = order else {
             return Outcome::failed(None, format!("{} has no order to track", c.email));
         };
-        self.get(&format!("{}/orders/{order}", self.api), Some(self.auth(c)))
-            .await
+        match Url::parse(&format!("{}/orders/{order}", self.api)) {
+            Ok(url) => self.get(&url, Some(self.auth(c))).await,
+            Err(e) => Outcome::failed(None, format!("no URL for order {order}: {e}")),
+        }
     }
 
     async fn order(&self, c: &Customer, n: u64) -> Outcome {
