@@ -127,6 +127,22 @@ pub(crate) async fn stock(p: &Platform, restaurant: &str) -> Option<i64> {
     detail["menu"][0]["stock"].as_i64()
 }
 
+/// Waits (at most 10 s) until `restaurant`'s page shows `expected` stock
+/// for its first dish. The page comes from the gateway's edge cache, which
+/// drops it when restaurants' change event arrives: milliseconds after the
+/// change, not before the saga's next step.
+pub(crate) async fn stock_shows(p: &Platform, restaurant: &str, expected: i64) {
+    let shown = crate::harness::eventually(Duration::from_secs(10), || async {
+        stock(p, restaurant).await == Some(expected)
+    })
+    .await;
+    assert!(
+        shown,
+        "the page still shows {:?} in stock, not {expected}",
+        stock(p, restaurant).await
+    );
+}
+
 /// The first dish of the seeded restaurant matching `query`: (restaurant, dish).
 async fn demo_dish(p: &Platform, query: &str) -> (String, String) {
     let found: Value = p
@@ -290,12 +306,7 @@ async fn declines_cancels_replays_and_the_last_item() {
     let declined: Value = r.json().await.expect("json");
     assert_eq!(declined["status"], "REJECTED");
     assert_eq!(declined["payment"]["status"], "declined");
-    assert!(
-        crate::harness::eventually(Duration::from_secs(10), || async {
-            stock(&p, &kitchen).await == Some(3)
-        })
-        .await
-    );
+    stock_shows(&p, &kitchen, 3).await;
 
     // The same key and body: the same order.
     let again: Value = place(
@@ -322,7 +333,7 @@ async fn declines_cancels_replays_and_the_last_item() {
     .await
     .expect("json"));
     reaches(&p, &customer, &o, "CONFIRMED", Duration::from_secs(10)).await;
-    assert_eq!(stock(&p, &kitchen).await, Some(1));
+    stock_shows(&p, &kitchen, 1).await;
     let r = p
         .api
         .post(&format!("/orders/{o}/cancel"), Some(&customer), json!({}))
@@ -330,7 +341,7 @@ async fn declines_cancels_replays_and_the_last_item() {
     assert_eq!(r.status(), StatusCode::OK);
     let cancelled = reaches(&p, &customer, &o, "CANCELLED", Duration::from_secs(10)).await;
     assert_eq!(cancelled["payment"]["status"], "voided");
-    assert_eq!(stock(&p, &kitchen).await, Some(3));
+    stock_shows(&p, &kitchen, 3).await;
 
     // Three left, four customers want all three at once: exactly one wins.
     let mut racing = tokio::task::JoinSet::new();
@@ -360,7 +371,7 @@ async fn declines_cancels_replays_and_the_last_item() {
         1,
         "{outcomes:?}"
     );
-    assert_eq!(stock(&p, &kitchen).await, Some(0));
+    stock_shows(&p, &kitchen, 0).await;
 }
 
 #[tokio::test]
@@ -440,7 +451,7 @@ async fn sagas_cut_off_by_a_killed_orders_service_finish_once_it_returns() {
         assert_eq!(payment["status"], "authorized", "{payment:#}");
         assert_eq!(payment["amount_cents"], confirmed["total_cents"]);
     }
-    assert_eq!(stock(&p, &kitchen).await, Some(7));
+    stock_shows(&p, &kitchen, 7).await;
 }
 
 /// Production mode, `up --postgres … --nats …`: the same platform on
@@ -490,7 +501,7 @@ async fn on_postgres_and_nats_each_service_has_its_database_and_stream_and_order
     assert_eq!(r.status(), StatusCode::CREATED);
     let o = id(&r.json::<Value>().await.expect("json"));
     reaches(&p, &customer, &o, "CONFIRMED", Duration::from_secs(10)).await;
-    assert_eq!(stock(&p, &kitchen).await, Some(3));
+    stock_shows(&p, &kitchen, 3).await;
     // The kitchen is the test's (no simulator cooks for it): mark it ready,
     // then a simulated courier takes it to the door over JetStream events.
     let ready = p
