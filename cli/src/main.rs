@@ -60,10 +60,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if matches!(cli.command, Command::Load(_))
+        && std::env::var_os(supervisor::RUNTIME_THREADS_ENV).is_none()
     {
+        // The load generator shares the machine with the platform it loads:
+        // with a thread per core, its threads and the gateway's took turns
+        // on the same cores (12,500 pages/s held on 2 cores; 14,500 with
+        // one thread, docs/PERFORMANCE.md).
+        builder.worker_threads(supervisor::half_the_cores());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("feastfast: cannot start the async runtime: {e}");

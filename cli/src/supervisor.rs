@@ -374,6 +374,9 @@ async fn supervise(exe: PathBuf, spec: ServiceSpec, mut commands: mpsc::Receiver
 /// Measured with `ps -o rss` after 8 concurrent registrations.
 const MALLOC_TUNING: &[(&str, &str)] = &[("MALLOC_MMAP_THRESHOLD_", "1048576")];
 
+/// What tokio reads for its runtime's worker threads.
+pub(crate) const RUNTIME_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
+
 /// The async runtime's worker threads for each service (tokio reads
 /// `TOKIO_WORKER_THREADS`), unless the environment sets them: a thread per
 /// core for the gateway, half the cores (at least one) for the others. By
@@ -385,17 +388,25 @@ const MALLOC_TUNING: &[(&str, &str)] = &[("MALLOC_MMAP_THRESHOLD_", "1048576")];
 /// involved, so one thread would cap browsing at one core
 /// (docs/PERFORMANCE.md).
 fn runtime_threads(service: &str) -> Option<(&'static str, String)> {
-    const VAR: &str = "TOKIO_WORKER_THREADS";
-    if std::env::var_os(VAR).is_some() {
+    if std::env::var_os(RUNTIME_THREADS_ENV).is_some() {
         return None;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = if service == "gateway" {
-        cores
+        cores()
     } else {
-        cores / 2
+        half_the_cores()
     };
-    Some((VAR, threads.max(1).to_string()))
+    Some((RUNTIME_THREADS_ENV, threads.to_string()))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Half this machine's cores, at least one: the runtime threads of a
+/// process that shares the machine with others of the platform.
+pub(crate) fn half_the_cores() -> usize {
+    (cores() / 2).max(1)
 }
 
 /// Starts `spec`'s process; `first` says whether it is its first start

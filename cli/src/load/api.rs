@@ -23,6 +23,8 @@ use contracts::kitchen::OrderLine;
 use contracts::orders::{DeliveryAddress, OrderStatus, PlaceOrder};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Client, Method, StatusCode, Url};
+
+use super::http1::Getter;
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -58,6 +60,8 @@ struct Customer {
 /// The platform behind a gateway, ready to be loaded.
 pub(crate) struct FeastFast {
     client: Client,
+    /// The `GET`s, where the gateway speaks plain HTTP (`http1.rs`).
+    getter: Option<Getter>,
     api: String,
     /// `GET` URLs of restaurant pages, and of searches, parsed once (a
     /// URL given as text is parsed again for every request).
@@ -161,9 +165,14 @@ impl FeastFast {
             });
         }
 
+        let getter = Getter::for_origin(
+            &Url::parse(&api).with_context(|| format!("not a URL: {api}"))?,
+            setup.timeout,
+        )?;
         let target = FeastFast {
             client,
             api,
+            getter,
             pages,
             searches,
             order_bodies,
@@ -247,6 +256,13 @@ impl FeastFast {
     }
 
     async fn get(&self, url: &Url, auth: Option<HeaderValue>) -> Outcome {
+        if let Some(getter) = &self.getter {
+            return match getter.get(url, auth.as_ref()).await {
+                Ok((StatusCode::OK, _)) => Outcome::ok(200),
+                Ok((status, body)) => unexpected_body(Method::GET, url.as_str(), status, &body),
+                Err(e) => Outcome::failed(None, format!("GET {url}: {e}")),
+            };
+        }
         let mut request = self.client.get(url.clone());
         if let Some(auth) = auth {
             request = request.header(AUTHORIZATION, auth);
@@ -338,9 +354,14 @@ fn pick(n: u64, len: usize) -> usize {
 }
 
 async fn unexpected(method: Method, url: &str, r: reqwest::Response) -> Outcome {
-    let status = r.status().as_u16();
-    let body = r.text().await.unwrap_or_default();
-    let excerpt: String = body.chars().take(300).collect();
+    let status = r.status();
+    let body = r.bytes().await.unwrap_or_default();
+    unexpected_body(method, url, status, &body)
+}
+
+fn unexpected_body(method: Method, url: &str, status: StatusCode, body: &[u8]) -> Outcome {
+    let excerpt: String = String::from_utf8_lossy(body).chars().take(300).collect();
+    let status = status.as_u16();
     Outcome::failed(Some(status), format!("{method} {url}: {status} {excerpt}"))
 }
 

@@ -14,6 +14,7 @@
 pub(crate) mod api;
 pub(crate) mod engine;
 mod find_max;
+mod http1;
 pub(crate) mod mix;
 mod stats;
 
