@@ -442,3 +442,23 @@ fn spawn_child(exe: &PathBuf, spec: &ServiceSpec, first: bool) -> anyhow::Result
         .spawn()
         .with_context(|| format!("cannot run {} serve {}", exe.display(), spec.service))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_gets_a_thread_per_core_and_the_others_half() {
+        if std::env::var_os(RUNTIME_THREADS_ENV).is_some() {
+            // Set by whoever runs the tests: then it is theirs, for all.
+            assert_eq!(runtime_threads("gateway"), None);
+            return;
+        }
+        let threads = |service| runtime_threads(service).map(|(_, n)| n);
+        assert_eq!(threads("gateway"), Some(cores().to_string()));
+        for service in ["users", "restaurants", "orders", "payments", "delivery"] {
+            assert_eq!(threads(service), Some(half_the_cores().to_string()));
+        }
+        assert!(half_the_cores() >= 1 && half_the_cores() <= cores());
+    }
+}

@@ -23,10 +23,10 @@ use contracts::kitchen::OrderLine;
 use contracts::orders::{DeliveryAddress, OrderStatus, PlaceOrder};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Client, Method, StatusCode, Url};
-
-use super::http1::Getter;
 use serde::Deserialize;
 use tokio::time::Instant;
+
+use super::http1::Getter;
 
 use super::engine::Target;
 use super::mix::{Mix, Op};

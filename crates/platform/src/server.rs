@@ -402,11 +402,17 @@ async fn problem_for_empty_errors(req: Request, next: Next) -> Response {
 #[derive(Default)]
 struct Endpoints(std::sync::RwLock<HashMap<Box<str>, Arc<Endpoint>>>);
 
-/// One route's handles.
+/// One route's handles: per method, its duration histogram and a request
+/// counter per status.
 struct Endpoint {
     route: Arc<str>,
-    counts: Mutex<Vec<(Method, StatusCode, metrics::Counter)>>,
-    durations: Mutex<Vec<(Method, metrics::Histogram)>>,
+    methods: Mutex<Vec<MethodHandles>>,
+}
+
+struct MethodHandles {
+    method: Method,
+    duration: metrics::Histogram,
+    counts: Vec<(StatusCode, metrics::Counter)>,
 }
 
 impl Endpoints {
@@ -425,8 +431,7 @@ impl Endpoints {
                 .or_insert_with(|| {
                     Arc::new(Endpoint {
                         route: route.into(),
-                        counts: Mutex::default(),
-                        durations: Mutex::default(),
+                        methods: Mutex::default(),
                     })
                 })
                 .clone()
@@ -438,36 +443,32 @@ impl Endpoint {
     /// Counts one answer and records its duration
     /// (`http_requests_total`, `http_request_duration_seconds`).
     fn record(&self, method: &Method, status: StatusCode, elapsed: Duration) {
-        let counter = {
-            let mut counts = self
-                .counts
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match counts.iter().find(|(m, s, _)| m == method && *s == status) {
-                Some((_, _, counter)) => counter.clone(),
-                None => {
-                    let counter = metrics::counter!("http_requests_total", "route" => self.route.to_string(), "method" => method.to_string(), "status" => status.as_str().to_owned());
-                    counts.push((method.clone(), status, counter.clone()));
-                    counter
-                }
+        let route = || self.route.to_string();
+        let mut methods = self
+            .methods
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = match methods.iter().position(|h| h.method == method) {
+            Some(at) => at,
+            None => {
+                methods.push(MethodHandles {
+                    method: method.clone(),
+                    duration: metrics::histogram!("http_request_duration_seconds", "route" => route(), "method" => method.to_string()),
+                    counts: Vec::new(),
+                });
+                methods.len() - 1
             }
         };
-        counter.increment(1);
-        let histogram = {
-            let mut durations = self
-                .durations
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match durations.iter().find(|(m, _)| m == method) {
-                Some((_, histogram)) => histogram.clone(),
-                None => {
-                    let histogram = metrics::histogram!("http_request_duration_seconds", "route" => self.route.to_string(), "method" => method.to_string());
-                    durations.push((method.clone(), histogram.clone()));
-                    histogram
-                }
+        let handles = &mut methods[at];
+        handles.duration.record(elapsed.as_secs_f64());
+        match handles.counts.iter().find(|(s, _)| *s == status) {
+            Some((_, counter)) => counter.increment(1),
+            None => {
+                let counter = metrics::counter!("http_requests_total", "route" => route(), "method" => method.to_string(), "status" => status.as_str().to_owned());
+                counter.increment(1);
+                handles.counts.push((status, counter));
             }
-        };
-        histogram.record(elapsed.as_secs_f64());
+        }
     }
 }
 
@@ -595,4 +596,117 @@ pub fn prometheus() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::telemetry::{Captured, LogFormat};
+
+    async fn server(router: Router) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        Server::with_listener(
+            listener,
+            Service::new("observed", router, utoipa::openapi::OpenApi::default()),
+        )
+    }
+
+    async fn call(
+        server: &Server,
+        method: Method,
+        path: &str,
+        traceparent: Option<&str>,
+    ) -> Response {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        server
+            .app
+            .clone()
+            .oneshot(request.body(Body::empty()).expect("a request"))
+            .await
+            .expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn a_line_a_handler_logs_names_the_request_it_serves() {
+        let captured = Captured::default();
+        let _logging = tracing::subscriber::set_default(captured.subscriber(LogFormat::Json));
+        let server = server(Router::new().route(
+            "/orders/{id}",
+            get(|| async {
+                tracing::info!("looking the order up");
+                "found"
+            }),
+        ))
+        .await;
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let response = call(
+            &server,
+            Method::GET,
+            "/orders/42",
+            Some(&format!("00-{trace}-00f067aa0ba902b7-01")),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .expect("text")
+            .to_owned();
+
+        let text = captured.text();
+        let line: serde_json::Value = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["fields"]["message"] == "looking the order up")
+            .unwrap_or_else(|| panic!("the handler's line is logged: {text}"));
+        assert_eq!(line["span"]["trace_id"], trace);
+        assert_eq!(line["span"]["request_id"], request_id.as_str());
+        assert_eq!(line["span"]["route"], "/orders/{id}");
+        assert_eq!(line["span"]["method"], "GET");
+    }
+
+    #[tokio::test]
+    async fn each_route_method_and_status_is_counted_on_its_own() {
+        let server = server(Router::new().route(
+            "/metered/{id}",
+            get(|| async { "ok" }).post(|| async { StatusCode::CREATED }),
+        ))
+        .await;
+        for (method, path) in [
+            (Method::GET, "/metered/1"),
+            (Method::GET, "/metered/2"),
+            (Method::POST, "/metered/3"),
+        ] {
+            call(&server, method, path, None).await;
+        }
+        let rendered = prometheus().render();
+        let count = |method: &str, status: &str| {
+            rendered
+                .lines()
+                .find(|l| {
+                    l.starts_with("http_requests_total{")
+                        && l.contains(r#"route="/metered/{id}""#)
+                        && l.contains(&format!(r#"method="{method}""#))
+                        && l.contains(&format!(r#"status="{status}""#))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(count("GET", "200").as_deref(), Some("2"), "{rendered}");
+        assert_eq!(count("POST", "201").as_deref(), Some("1"), "{rendered}");
+        assert!(
+            rendered
+                .lines()
+                .any(|l| l.starts_with("http_request_duration_seconds_count{")
+                    && l.contains(r#"route="/metered/{id}""#)
+                    && l.contains(r#"method="POST""#)
+                    && l.ends_with(" 1")),
+            "{rendered}"
+        );
+    }
 }

@@ -64,16 +64,7 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         match self.0 {
-            LogFormat::Json => {
-                let line = json_line(
-                    &crate::time::now(),
-                    meta.level().as_str(),
-                    meta.target(),
-                    event,
-                    context::with_current(request_json).as_ref(),
-                );
-                writeln!(writer, "{line}")
-            }
+            LogFormat::Json => writeln!(writer, "{}", json_line(event)),
             LogFormat::Pretty => {
                 write!(writer, "{} {:>5} ", crate::time::now(), meta.level())?;
                 context::with_current(|c| {
@@ -89,26 +80,22 @@ where
 }
 
 /// `{"timestamp":…,"level":…,"fields":{…},"target":…,"span":{…}}`, the
-/// request under `span` (where a tracing span's fields used to be).
-fn json_line(
-    timestamp: &str,
-    level: &str,
-    target: &str,
-    event: &Event<'_>,
-    request: Option<&Value>,
-) -> String {
+/// request being served under `span` (where a tracing span's fields used
+/// to be).
+fn json_line(event: &Event<'_>) -> String {
+    let meta = event.metadata();
     let mut fields = JsonFields(Map::new());
     event.record(&mut fields);
     let mut line = String::with_capacity(256);
     let _ = write!(
         line,
         r#"{{"timestamp":{},"level":{},"fields":{},"target":{}"#,
-        Value::from(timestamp),
-        Value::from(level),
+        Value::from(crate::time::now()),
+        Value::from(meta.level().as_str()),
         Value::Object(fields.0),
-        Value::from(target),
+        Value::from(meta.target()),
     );
-    if let Some(request) = request {
+    if let Some(request) = context::with_current(request_json) {
         let _ = write!(line, r#","span":{request}"#);
     }
     line.push('}');
@@ -129,29 +116,33 @@ fn request_json(c: &RequestContext) -> Value {
 /// rest as text).
 struct JsonFields(Map<String, Value>);
 
+impl JsonFields {
+    fn put(&mut self, field: &Field, value: impl Into<Value>) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+}
+
 impl Visit for JsonFields {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, value);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(value.to_string()));
+        self.put(field, value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+        self.put(field, format!("{value:?}"));
     }
 }
 
@@ -162,40 +153,51 @@ pub fn init_for_tests() {
     }
 }
 
+/// What a subscriber with [`Lines`] wrote (tests of this crate).
 #[cfg(test)]
-mod tests {
-    use std::sync::{Arc, Mutex};
+#[derive(Clone, Default)]
+pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
-    use super::*;
-
-    /// What a subscriber with [`Lines`] wrote, as text.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .expect("never poisoned")
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn logged(format: LogFormat, log: impl FnOnce()) -> String {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
+#[cfg(test)]
+impl Captured {
+    /// A subscriber writing `format` lines here.
+    pub(crate) fn subscriber(&self, format: LogFormat) -> impl Subscriber + Send + Sync {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .event_format(Lines(format))
-            .finish();
-        tracing::subscriber::with_default(subscriber, log);
-        let bytes = captured.0.lock().expect("never poisoned").clone();
+            .finish()
+    }
+
+    pub(crate) fn text(&self) -> String {
+        let bytes = self.0.lock().expect("never poisoned").clone();
         String::from_utf8(bytes).expect("log lines are UTF-8")
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("never poisoned")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(format: LogFormat, log: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        tracing::subscriber::with_default(captured.subscriber(format), log);
+        captured.text()
     }
 
     fn request() -> RequestContext {

@@ -294,7 +294,7 @@ impl Orchestrator {
                 return;
             }
         }
-        if let Err(e) = self.drive_claimed(id, deadline, Instant::now()).await {
+        if let Err(e) = self.drive_claimed(id, deadline).await {
             tracing::debug!(order_id = %id, error = %e, "saga paused; the sweeper will resume it");
         }
         if self.leases
@@ -345,12 +345,9 @@ impl Orchestrator {
         })
     }
 
-    async fn drive_claimed(
-        &self,
-        id: OrderId,
-        deadline: Option<Instant>,
-        mut leased: Instant,
-    ) -> anyhow::Result<()> {
+    async fn drive_claimed(&self, id: OrderId, deadline: Option<Instant>) -> anyhow::Result<()> {
+        // `drive` took the lease just before.
+        let mut leased = Instant::now();
         // Read once; after that, the saga each answer left behind (as fresh
         // as a read: it was loaded and written in the answer's transaction).
         // The rest of the order (its request) never changes.
