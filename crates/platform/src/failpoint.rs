@@ -84,7 +84,8 @@ pub const KNOWN: &[(&str, &str)] = &[
     ),
     (
         "relay.published",
-        "the relay handed a batch to the transport; it is not marked published",
+        "the relay published a batch (handed it to the transport; on the feed, \
+         positioned it) and has not marked it or woken the feed's readers",
     ),
     (
         "consumer.applied",

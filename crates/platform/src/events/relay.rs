@@ -86,7 +86,11 @@ impl Outbox {
                 if let Err(e) = &positioned {
                     tracing::warn!(error = %e, "outbox relay failed; retrying");
                 }
-                let published = outbox.publish_once().await;
+                let published = if outbox.publisher.hands_over() {
+                    outbox.publish_once().await
+                } else {
+                    Ok(0)
+                };
                 if let Err(e) = &published {
                     tracing::warn!(error = %format!("{e:#}"), transport = outbox.publisher.name(),
                         "publishing outbox events failed; retrying");
@@ -113,6 +117,8 @@ impl Outbox {
     }
 
     /// Positions every committed, unpositioned event; returns the head.
+    /// Where the transport takes nothing over (the feed), positioning is
+    /// publishing: the same statement marks them published.
     pub async fn relay_once(&self) -> Result<i64, sqlx::Error> {
         // Hold the write lock while reading the head: an immediate
         // transaction on SQLite; on PostgreSQL an advisory lock, so replicas'
@@ -126,19 +132,22 @@ impl Outbox {
         let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM outbox")
             .fetch_one(&mut *tx)
             .await?;
-        // The whole batch in one statement (a statement is a round trip to
-        // the database; one per event was most of a pass): the next
-        // positions after the head, in the events' id (time) order.
-        let positioned: Vec<i64> = sqlx::query_scalar(
-            "UPDATE outbox SET position = $1 + batch.n \
-             FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM \
-                   (SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500) AS next) AS batch \
-             WHERE outbox.id = batch.id RETURNING outbox.position",
-        )
-        .bind(before)
+        let hands_over = self.publisher.hands_over();
+        let positioned: Vec<i64> = if hands_over {
+            sqlx::query_scalar(POSITION).bind(before)
+        } else {
+            sqlx::query_scalar(POSITION_AND_PUBLISH)
+                .bind(before)
+                .bind(crate::time::now())
+        }
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
+        if !hands_over && !positioned.is_empty() {
+            // In the feed, not yet announced: readers find it on their
+            // next look.
+            crate::failpoint::hit("relay.published");
+        }
         let head = before + positioned.len() as i64;
         if !positioned.is_empty() {
             metrics::counter!("outbox_events_relayed_total").increment(positioned.len() as u64);
@@ -146,6 +155,16 @@ impl Outbox {
             if positioned.len() == BATCH {
                 self.notify();
             }
+        }
+        if !hands_over {
+            // What waits is what the next pass positions: nothing, unless
+            // this batch was full.
+            metrics::gauge!("outbox_unpublished").set(if positioned.len() == BATCH {
+                BATCH as f64
+            } else {
+                0.0
+            });
+            metrics::gauge!("outbox_oldest_unpublished_seconds").set(0.0);
         }
         self.head.send_if_modified(|h| {
             let changed = *h != head;
@@ -234,6 +253,20 @@ impl Outbox {
         }
     }
 }
+
+/// The next positions after the head (`$1`), in the events' id (time)
+/// order, for a batch of unpositioned events: the whole batch in one
+/// statement (a statement is a round trip to the database; one per event
+/// was most of a pass). The second also marks them published at `$2`,
+/// where positioning is publishing.
+const POSITION: &str = "UPDATE outbox SET position = $1 + batch.n \
+     FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM \
+           (SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500) AS next) AS batch \
+     WHERE outbox.id = batch.id RETURNING outbox.position";
+const POSITION_AND_PUBLISH: &str = "UPDATE outbox SET position = $1 + batch.n, published_at = $2 \
+     FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM \
+           (SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500) AS next) AS batch \
+     WHERE outbox.id = batch.id RETURNING outbox.position";
 
 /// The next events to publish, in feed order. Both this and [`BACKLOG`]
 /// read only the index of unpublished events (`indexes.sql`): the outbox

@@ -169,6 +169,31 @@ async fn positions_stay_unique_and_gapless_under_concurrent_writers_and_relays()
 }
 
 #[tokio::test]
+async fn on_the_feed_an_event_is_published_by_the_pass_that_positions_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(&dir, "kitchen").await;
+    let outbox = Outbox::new(db.clone());
+    for dish in ["soup", "bread"] {
+        cook(&db, &outbox, dish).await;
+    }
+    assert_eq!(outbox.relay_once().await.expect("relays"), 2);
+    let waiting: Vec<(Option<i64>, Option<String>)> =
+        sqlx::query_as("SELECT position, published_at FROM outbox ORDER BY position")
+            .fetch_all(&db)
+            .await
+            .expect("reads");
+    assert_eq!(waiting.len(), 2);
+    assert!(
+        waiting
+            .iter()
+            .all(|(position, at)| position.is_some() && at.is_some()),
+        "positioned but not marked published: {waiting:?}"
+    );
+    // Nothing is left for a publishing pass to hand over.
+    assert_eq!(outbox.publish_once().await.expect("publishes"), 0);
+}
+
+#[tokio::test]
 async fn the_relay_reads_only_what_waits_not_every_event_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = database(&dir, "kitchen").await;

@@ -69,6 +69,14 @@ pub trait Publisher: Send + Sync + 'static {
 
     /// The transport's name, for metrics and logs.
     fn name(&self) -> &'static str;
+
+    /// Whether positioned events must be handed over at all. `false` when
+    /// the outbox itself is what consumers read (the feed): an event is
+    /// published the moment it has a position, and the relay marks it so
+    /// in the same statement, without a publishing pass.
+    fn hands_over(&self) -> bool {
+        true
+    }
 }
 
 /// The embedded transport's publisher: the outbox is served as the feed,
@@ -83,6 +91,10 @@ impl Publisher for FeedPublisher {
 
     fn name(&self) -> &'static str {
         "feed"
+    }
+
+    fn hands_over(&self) -> bool {
+        false
     }
 }
 
