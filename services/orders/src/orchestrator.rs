@@ -167,29 +167,33 @@ impl Orchestrator {
         event: SagaEvent,
         facts: &Facts,
     ) -> Result<bool, ApplyError> {
-        self.apply_in_to(conn, id, event, facts)
+        let order = store::load(conn, id)
+            .await?
+            .ok_or(ApplyError::NotFound(id))?;
+        self.apply_to(conn, order, event, facts)
             .await
             .map(|(changed, _)| changed)
     }
 
-    /// [`Self::apply_in`], also answering the saga as it now stands.
-    async fn apply_in_to(
+    /// Applies `event` to `order` as it was read (in `conn`'s transaction or
+    /// before it): the compare-and-set on its version fails with
+    /// `Contended` if it changed since. Answers whether the state changed
+    /// and the order as it now stands, so the caller's next step needs no
+    /// read.
+    pub(crate) async fn apply_to(
         &self,
         conn: &mut AnyConnection,
-        id: OrderId,
+        order: StoredOrder,
         event: SagaEvent,
         facts: &Facts,
-    ) -> Result<(bool, Saga), ApplyError> {
-        let order = store::load(conn, id)
-            .await?
-            .ok_or(ApplyError::NotFound(id))?;
+    ) -> Result<(bool, StoredOrder), ApplyError> {
         let (saga, commands) = order.saga.apply(event)?;
         if saga == order.saga && commands.is_empty() {
-            return Ok((false, saga));
+            return Ok((false, order));
         }
-        if !store::update(conn, &order, &saga, facts).await? {
-            return Err(ApplyError::Contended(id));
-        }
+        let Some(stored) = store::update(conn, &order, &saga, facts).await? else {
+            return Err(ApplyError::Contended(order.id));
+        };
         for command in &commands {
             if let Command::Publish(kind) = command {
                 publish(conn, &order, &saga, facts, *kind).await?;
@@ -202,13 +206,13 @@ impl Orchestrator {
             enqueue(
                 conn,
                 &OrderStatusChanged {
-                    order_id: id,
+                    order_id: order.id,
                     status: saga.status(),
                 },
             )
             .await?;
         }
-        Ok((true, saga))
+        Ok((true, stored))
     }
 
     /// [`Self::apply_in`] in its own write transaction, retried when
@@ -219,49 +223,67 @@ impl Orchestrator {
         event: SagaEvent,
         facts: &Facts,
     ) -> Result<bool, ApplyError> {
-        self.apply_all(id, std::slice::from_ref(&event), facts, false)
+        self.apply_all(id, None, std::slice::from_ref(&event), facts, false)
             .await
             .map(|(changed, _)| changed)
     }
 
     /// Applies a participant's answer (one or more events, such as a
-    /// ticket created and accepted at once) in one write transaction;
-    /// answers the saga as it stands after them. An event that does not fit
-    /// the saga is logged and skipped, as the ones after it still may fit.
+    /// ticket created and accepted at once) to `order`, the order in hand,
+    /// in one write transaction; answers the order as it stands after them.
+    /// An event that does not fit the saga is logged and skipped, as the
+    /// ones after it still may fit.
     async fn apply_answer(
         &self,
-        id: OrderId,
+        order: &StoredOrder,
         events: &[SagaEvent],
         facts: &Facts,
-    ) -> Result<Saga, ApplyError> {
-        match self.apply_all(id, events, facts, true).await? {
-            (_, Some(saga)) => Ok(saga),
-            (_, None) => store::load(&mut *self.db.acquire().await?, id)
+    ) -> Result<StoredOrder, ApplyError> {
+        match self
+            .apply_all(order.id, Some(order), events, facts, true)
+            .await?
+        {
+            (true, Some(order)) => Ok(order),
+            // Nothing fit the order in hand: it may be stale (another
+            // writer moved the saga on); read what is stored.
+            _ => store::load(&mut *self.db.acquire().await?, order.id)
                 .await?
-                .map(|order| order.saga)
-                .ok_or(ApplyError::NotFound(id)),
+                .ok_or(ApplyError::NotFound(order.id)),
         }
     }
 
-    /// `events` in one write transaction, retried when another writer
-    /// changed the order in between: whether any changed the order, and
-    /// the saga after the last that fit. With `skip_misfits`, an event that
-    /// does not fit the saga is logged and skipped instead of failing all.
+    /// `events` in one write transaction, applied to `known` (the order in
+    /// hand) on the first attempt and to the stored order on the retries
+    /// that follow another writer's change: whether any changed the order,
+    /// and the order after the last that fit. With `skip_misfits`, an event
+    /// that does not fit the saga is logged and skipped instead of failing
+    /// all.
     async fn apply_all(
         &self,
         id: OrderId,
+        known: Option<&StoredOrder>,
         events: &[SagaEvent],
         facts: &Facts,
         skip_misfits: bool,
-    ) -> Result<(bool, Option<Saga>), ApplyError> {
+    ) -> Result<(bool, Option<StoredOrder>), ApplyError> {
+        let mut known = known.cloned();
         'attempt: for _ in 0..5 {
             let mut tx = platform::db::begin_write(&self.db).await?;
-            let (mut changed, mut latest) = (false, None);
+            let mut order = match known.take() {
+                Some(order) => order,
+                None => store::load(&mut tx, id)
+                    .await?
+                    .ok_or(ApplyError::NotFound(id))?,
+            };
+            let mut changed = false;
             for event in events {
-                match self.apply_in_to(&mut tx, id, event.clone(), facts).await {
-                    Ok((moved, saga)) => {
+                match self
+                    .apply_to(&mut tx, order.clone(), event.clone(), facts)
+                    .await
+                {
+                    Ok((moved, now)) => {
                         changed |= moved;
-                        latest = Some(saga);
+                        order = now;
                     }
                     Err(ApplyError::Saga(e)) if skip_misfits => {
                         tracing::warn!(order_id = %id, error = %e, "a participant's answer did not fit the saga");
@@ -272,7 +294,7 @@ impl Orchestrator {
             }
             tx.commit().await?;
             self.outbox.notify();
-            return Ok((changed, latest));
+            return Ok((changed, Some(order)));
         }
         Err(ApplyError::Contended(id))
     }
@@ -348,9 +370,9 @@ impl Orchestrator {
     async fn drive_claimed(&self, id: OrderId, deadline: Option<Instant>) -> anyhow::Result<()> {
         // `drive` took the lease just before.
         let mut leased = Instant::now();
-        // Read once; after that, the saga each answer left behind (as fresh
-        // as a read: it was loaded and written in the answer's transaction).
-        // The rest of the order (its request) never changes.
+        // Read once; after that, the order each answer left behind (as
+        // fresh as a read: its write was a compare-and-set on the version
+        // read, so nobody changed it in between).
         let mut order = {
             let mut conn = self.db.acquire().await?;
             let Some(order) = store::load(&mut conn, id).await? else {
@@ -395,7 +417,7 @@ impl Orchestrator {
                     }
                 };
                 if !events.is_empty() {
-                    order.saga = self.apply_answer(id, &events, &facts).await?;
+                    order = self.apply_answer(&order, &events, &facts).await?;
                 }
                 // The answer is committed; the next step has not started.
                 platform::failpoint::hit(format_args!("saga.{}.recorded", command.step()));
@@ -849,8 +871,114 @@ async fn publish(
 
 #[cfg(test)]
 mod tests {
-    use super::delivery_fee_cents;
+    use super::*;
     use crate::domain::Command;
+
+    /// An orchestrator on a fresh database; its participants are never
+    /// called.
+    async fn orchestrator(dir: &tempfile::TempDir) -> Orchestrator {
+        let url = format!("sqlite://{}/orders.db", dir.path().display());
+        let db = platform::db::connect(&url, crate::MIGRATIONS)
+            .await
+            .expect("connects");
+        let nowhere = || {
+            Upstream::new(
+                "nowhere",
+                platform::client::Endpoints::parse("http://127.0.0.1:9"),
+                platform::HttpClient::new(platform::client::ClientConfig::default()),
+                platform::client::CallPolicy::default(),
+            )
+        };
+        Orchestrator::new(
+            db.clone(),
+            Outbox::new(db),
+            ServiceTokens::fixed("unused".to_owned()),
+            Participants {
+                restaurants: nowhere(),
+                payments: nowhere(),
+                delivery: nowhere(),
+            },
+            Duration::from_secs(60),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_answer_to_an_order_changed_since_it_was_read_is_applied_to_the_stored_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let orchestrator = orchestrator(&dir).await;
+        let request: contracts::orders::PlaceOrder = serde_json::from_value(json!({
+            "restaurant_id": uuid::Uuid::now_v7(),
+            "items": [{ "menu_item_id": uuid::Uuid::now_v7(), "quantity": 1 }],
+            "delivery_address": { "line1": "1 Main St", "city": "Springfield",
+                                  "location": { "lat": 52.5, "lng": 13.4 } },
+            "payment_method": "pm_card_visa",
+        }))
+        .expect("a request");
+        let id = OrderId::new();
+        let mut tx = platform::db::begin_write(&orchestrator.db)
+            .await
+            .expect("begins");
+        let placed = store::insert(
+            &mut tx,
+            id,
+            contracts::UserId::new(),
+            &request,
+            &Saga::new(),
+        )
+        .await
+        .expect("inserts");
+        let (_, started) = orchestrator
+            .apply_to(&mut tx, placed, SagaEvent::Started, &Facts::default())
+            .await
+            .expect("starts");
+        tx.commit().await.expect("commits");
+
+        // The driver holds `started` while the stock is being reserved; the
+        // customer cancels in between.
+        assert!(
+            orchestrator
+                .apply(id, SagaEvent::CancelRequested, &Facts::default())
+                .await
+                .expect("cancels")
+        );
+        let answered = orchestrator
+            .apply_answer(
+                &started,
+                &[SagaEvent::StockReserved {
+                    subtotal_cents: 1000,
+                    delivery_fee_cents: 199,
+                }],
+                &Facts::default(),
+            )
+            .await
+            .expect("applies");
+
+        // Applied over the order in hand, the reservation would have moved
+        // the order on to payment and lost the cancel; applied to the
+        // stored one, it is released instead.
+        let stored = store::load(
+            &mut orchestrator.db.acquire().await.expect("a connection"),
+            id,
+        )
+        .await
+        .expect("loads")
+        .expect("exists");
+        assert_eq!(answered.saga, stored.saga);
+        assert_eq!(answered.version, stored.version);
+        assert_eq!(
+            stored.saga.status(),
+            contracts::orders::OrderStatus::CancelPending
+        );
+        assert!(
+            stored
+                .saga
+                .outstanding()
+                .iter()
+                .any(|c| c.step() == "release_stock"),
+            "{:?}",
+            stored.saga.outstanding()
+        );
+    }
 
     #[test]
     fn every_step_the_orchestrator_executes_has_its_two_failpoints() {

@@ -108,7 +108,7 @@ async fn place(
         }
         Err(e) => return Err(e.into()),
     }
-    store::insert(
+    let inserted = store::insert(
         &mut tx,
         id,
         identity.user_id,
@@ -116,15 +116,10 @@ async fn place(
         &crate::domain::Saga::new(),
     )
     .await?;
-    let inserted = store::load(&mut tx, id).await?.ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!(
-            "order {id} vanished in its own transaction"
-        ))
-    })?;
     // Started: persisted with its first commands and order.placed.
     state
         .orchestrator
-        .apply_in(&mut tx, inserted.id, SagaEvent::Started, &Facts::default())
+        .apply_to(&mut tx, inserted, SagaEvent::Started, &Facts::default())
         .await
         .map_err(apply_error)?;
     tx.commit().await?;

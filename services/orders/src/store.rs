@@ -121,13 +121,14 @@ pub(crate) async fn list_for(
 }
 
 /// Inserts a new order with its (started) saga.
+/// Stores a new order; answers it as stored.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
     id: OrderId,
     customer: UserId,
     request: &PlaceOrder,
     saga: &Saga,
-) -> Result<(), sqlx::Error> {
+) -> Result<StoredOrder, sqlx::Error> {
     let now = platform::time::now();
     sqlx::query(
         "INSERT INTO orders (id, customer_id, restaurant_id, status, saga, outstanding, version, \
@@ -143,7 +144,20 @@ pub(crate) async fn insert(
     .bind(&now)
     .execute(&mut *conn)
     .await?;
-    append_timeline(conn, id, saga.status(), &now).await
+    append_timeline(conn, id, saga.status(), &now).await?;
+    Ok(StoredOrder {
+        id,
+        customer_id: customer,
+        restaurant_id: request.restaurant_id,
+        saga: saga.clone(),
+        version: 1,
+        request: request.clone(),
+        items: Vec::new(),
+        pickup: None,
+        accept_by: None,
+        created_at: now.clone(),
+        updated_at: now,
+    })
 }
 
 fn outstanding(saga: &Saga) -> i64 {
@@ -159,13 +173,14 @@ pub(crate) struct Facts {
 }
 
 /// Stores `saga` over `order` if nobody changed the order since it was
-/// read (compare-and-set on the version); false if someone did.
+/// read (compare-and-set on the version): the order as it is stored now,
+/// or `None` if someone did change it.
 pub(crate) async fn update(
     conn: &mut AnyConnection,
     order: &StoredOrder,
     saga: &Saga,
     facts: &Facts,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<StoredOrder>, sqlx::Error> {
     let now = platform::time::now();
     // Two statements rather than `COALESCE($5, pickup_lat)`: sqlx 0.9's Any
     // driver declares a NULL f64 parameter as float4 on PostgreSQL, and a
@@ -202,11 +217,21 @@ pub(crate) async fn update(
     if let Some(pickup) = facts.pickup {
         query = query.bind(pickup.lat).bind(pickup.lng);
     }
-    let changed = query.execute(&mut *conn).await?.rows_affected();
-    if changed == 1 && saga.status() != order.saga.status() {
+    if query.execute(&mut *conn).await?.rows_affected() != 1 {
+        return Ok(None);
+    }
+    if saga.status() != order.saga.status() {
         append_timeline(conn, order.id, saga.status(), &now).await?;
     }
-    Ok(changed == 1)
+    Ok(Some(StoredOrder {
+        saga: saga.clone(),
+        version: order.version + 1,
+        items: facts.items.clone().unwrap_or_else(|| order.items.clone()),
+        pickup: facts.pickup.or(order.pickup),
+        accept_by: facts.accept_by.clone().or_else(|| order.accept_by.clone()),
+        updated_at: now,
+        ..order.clone()
+    }))
 }
 
 async fn append_timeline(
