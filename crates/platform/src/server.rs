@@ -25,11 +25,11 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::FutureExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::HttpConfig;
 use crate::context::{self, RequestContext};
@@ -175,15 +175,18 @@ impl Server {
                 }),
             )
             .fallback(not_found)
-            .layer(DefaultBodyLimit::max(service.body_limit))
-            .layer(middleware::from_fn(problem_for_empty_errors))
-            .layer(CatchPanicLayer::custom(panic_response))
-            .layer(middleware::from_fn_with_state(
-                Arc::new(Endpoints::default()),
-                observe,
-            ));
+            .layer(DefaultBodyLimit::max(service.body_limit));
         let (draining, draining_rx) = watch::channel(false);
-        let app = app.layer(axum::Extension(Draining(draining_rx)));
+        // One layer for all that wraps every request: axum boxes each layer
+        // around every route and clones the boxes per request, so four
+        // layers cost four allocations and four clones a request.
+        let app = app.layer(middleware::from_fn_with_state(
+            Arc::new(Serving {
+                endpoints: Endpoints::default(),
+                draining: Draining(draining_rx),
+            }),
+            observe,
+        ));
         let (shutdown, _) = watch::channel(false);
         Server {
             listener,
@@ -380,8 +383,7 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// Gives error answers that have no body (405 from the router, and any
 /// layer's bare status) a problem document, so clients see one format.
-async fn problem_for_empty_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+fn problem_for_empty_errors(response: Response) -> Response {
     let status = response.status();
     if (status.is_client_error() || status.is_server_error())
         && !response.headers().contains_key(header::CONTENT_TYPE)
@@ -394,6 +396,13 @@ async fn problem_for_empty_errors(req: Request, next: Next) -> Response {
         return fresh;
     }
     response
+}
+
+/// What the one layer around every request keeps.
+struct Serving {
+    endpoints: Endpoints,
+    /// Given to every request (the feed's long polls end when it flips).
+    draining: Draining,
 }
 
 /// The RED metric handles of every route, method and status a server has
@@ -472,10 +481,13 @@ impl Endpoint {
     }
 }
 
-/// Trace context, request log and RED metrics for every request.
-async fn observe(State(endpoints): State<Arc<Endpoints>>, req: Request, next: Next) -> Response {
+/// Trace context, request log and RED metrics for every request; a
+/// handler's panic answered as a 500 problem, and a bare error status
+/// given its problem document.
+async fn observe(State(serving): State<Arc<Serving>>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let endpoint = endpoints.of(req
+    req.extensions_mut().insert(serving.draining.clone());
+    let endpoint = serving.endpoints.of(req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str));
@@ -510,18 +522,19 @@ async fn observe(State(endpoints): State<Arc<Endpoints>>, req: Request, next: Ne
         request_id: request_id.clone(),
         deadline,
     };
-    let work = context::scope(ctx, next.run(req));
-    let mut response = match deadline {
+    let work = std::panic::AssertUnwindSafe(context::scope(ctx, next.run(req))).catch_unwind();
+    let answered = match deadline {
         None => work.await,
         Some(deadline) => match tokio::time::timeout_at(deadline.into(), work).await {
-            Ok(response) => response,
+            Ok(answered) => answered,
             Err(_) => {
                 metrics::counter!("http_deadline_exceeded_total", "route" => endpoint.route.to_string())
                     .increment(1);
-                ApiError::deadline_exceeded().into_response()
+                Ok(ApiError::deadline_exceeded().into_response())
             }
         },
     };
+    let mut response = problem_for_empty_errors(answered.unwrap_or_else(panic_response));
     let elapsed = start.elapsed();
     let status = response.status();
 
@@ -668,6 +681,50 @@ mod tests {
         assert_eq!(line["span"]["request_id"], request_id.as_str());
         assert_eq!(line["span"]["route"], "/orders/{id}");
         assert_eq!(line["span"]["method"], "GET");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_and_a_bare_error_status_are_answered_as_problems() {
+        let server = server(
+            Router::new()
+                .route(
+                    "/boom",
+                    get(|| async {
+                        if true {
+                            panic!("the kitchen is on fire");
+                        }
+                        "unreachable"
+                    }),
+                )
+                .route("/bare", get(|| async { StatusCode::CONFLICT })),
+        )
+        .await;
+        for (method, path, status) in [
+            (Method::GET, "/boom", StatusCode::INTERNAL_SERVER_ERROR),
+            (Method::GET, "/bare", StatusCode::CONFLICT),
+            // The router's own 405 has no body either.
+            (Method::DELETE, "/bare", StatusCode::METHOD_NOT_ALLOWED),
+        ] {
+            let response = call(&server, method.clone(), path, None).await;
+            assert_eq!(response.status(), status, "{method} {path}");
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/problem+json",
+                "{method} {path}"
+            );
+            assert!(
+                response.headers().contains_key("x-trace-id"),
+                "{method} {path}"
+            );
+            let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+                .await
+                .expect("a body");
+            let problem: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(problem["status"], status.as_u16(), "{method} {path}");
+        }
+        // The panic took nothing down: the server still answers.
+        let response = call(&server, Method::GET, "/bare", None).await;
+        assert_eq!(response.status(), StatusCode::CONFLICT);
     }
 
     #[tokio::test]

@@ -192,8 +192,24 @@ impl crate::follow::Listener for EdgeCache {
     }
 }
 
+/// Counts an answer in `gateway_edge_cache_total{result}`. The three
+/// handles are made on first use (after the server installed its
+/// recorder), not looked up by their label on every hit.
+fn count(result: &'static str) {
+    static HANDLES: [(&str, std::sync::OnceLock<metrics::Counter>); 3] = [
+        ("hit", std::sync::OnceLock::new()),
+        ("miss", std::sync::OnceLock::new()),
+        ("stale", std::sync::OnceLock::new()),
+    ];
+    if let Some((_, handle)) = HANDLES.iter().find(|(name, _)| *name == result) {
+        handle
+            .get_or_init(|| metrics::counter!("gateway_edge_cache_total", "result" => result))
+            .increment(1);
+    }
+}
+
 fn respond(entry: &Entry, result: &'static str) -> Response {
-    metrics::counter!("gateway_edge_cache_total", "result" => result).increment(1);
+    count(result);
     let mut response = Response::new(Body::from(entry.body.clone()));
     let headers = response.headers_mut();
     if let Some(v) = &entry.content_type {
@@ -209,14 +225,15 @@ fn respond(entry: &Entry, result: &'static str) -> Response {
 /// `GET` of a restaurant page or list: from the cache when it may answer,
 /// else from restaurants (kept for next time), else the stale copy.
 pub(crate) async fn get(state: &AppState, service: &str, auth: Auth, req: Request) -> Response {
-    let key = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
     let cache = &state.edge;
-    if let Some(hit) = cache.fresh(&key) {
+    let uri = req.uri();
+    let key = uri
+        .path_and_query()
+        .map_or_else(|| uri.path(), |pq| pq.as_str());
+    if let Some(hit) = cache.fresh(key) {
         return hit;
     }
+    let key = key.to_owned();
     let generation = cache.generation.load(Ordering::Acquire);
     let response = forward(state, service, auth, req).await;
     match response.status() {
@@ -225,7 +242,7 @@ pub(crate) async fn get(state: &AppState, service: &str, auth: Auth, req: Reques
             let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
                 return Response::from_parts(parts, Body::empty());
             };
-            metrics::counter!("gateway_edge_cache_total", "result" => "miss").increment(1);
+            count("miss");
             let restaurant = page_of(&key);
             cache.store(
                 key,

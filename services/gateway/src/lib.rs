@@ -36,9 +36,20 @@ use platform::{HttpClient, Server, Service, Verifier};
 pub use admission::AdmissionConfig;
 pub use config::{Config, SERVICES, Upstream, replica_name};
 
-/// What every handler shares.
+/// What every handler shares: one reference count to clone per request
+/// (a handler's `State` is a clone; cloning seven shared parts and
+/// dropping them again was 4 % of the gateway's CPU serving cached pages).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     config: Arc<Config>,
     client: HttpClient,
     /// Every call to a service goes through its upstream: replicas,
@@ -53,7 +64,7 @@ pub struct AppState {
     edge: Arc<edge::EdgeCache>,
 }
 
-impl AppState {
+impl Shared {
     fn upstream(&self, name: &str) -> Option<&platform::client::Upstream> {
         self.upstreams.iter().find(|u| u.name() == name)
     }
@@ -111,7 +122,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         })
         .collect();
     let http = config.http.clone();
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         config: Arc::new(config),
         client,
         upstreams,
@@ -119,7 +130,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         tokens: tokens.clone(),
         hub: Arc::new(live::Hub::default()),
         edge: Arc::new(edge::EdgeCache::default()),
-    };
+    }));
     // Follow the events that announce an order's moves (live pages) and a
     // restaurant's changes (the edge cache); they end with the process
     // (the gateway holds nothing they could leave half-done).
