@@ -75,6 +75,11 @@ impl Outbox {
         let outbox = self.clone();
         let (stop, mut stopping) = watch::channel(false);
         let task = tokio::spawn(async move {
+            if !outbox.publisher.hands_over()
+                && let Err(e) = outbox.mark_fed_published().await
+            {
+                tracing::warn!(error = %e, "cannot mark the feed's earlier events published");
+            }
             // After a failure the relay waits longer each time (jittered,
             // up to MAX_BACKOFF), so a dead transport or database is not
             // hammered; a success resets the wait to the normal tick.
@@ -176,6 +181,21 @@ impl Outbox {
 }
 
 impl Outbox {
+    /// On the feed, marks published what has a position but was not
+    /// marked: left by a relay that published in a pass of its own (an
+    /// earlier version, or one stopped between its two passes). Served by
+    /// the feed already; unmarked, it would count as waiting forever.
+    async fn mark_fed_published(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE outbox SET published_at = $1 \
+             WHERE position IS NOT NULL AND published_at IS NULL",
+        )
+        .bind(crate::time::now())
+        .execute(&self.db)
+        .await
+        .map(|_| ())
+    }
+
     /// Hands positioned, unpublished events to the publisher, in position
     /// order, and marks them published; returns how many.
     pub async fn publish_once(&self) -> anyhow::Result<usize> {

@@ -191,6 +191,27 @@ async fn on_the_feed_an_event_is_published_by_the_pass_that_positions_it() {
     );
     // Nothing is left for a publishing pass to hand over.
     assert_eq!(outbox.publish_once().await.expect("publishes"), 0);
+
+    // An event an earlier relay positioned but never marked (it published
+    // in a pass of its own) is marked when the relay starts: it is in the
+    // feed, and must not count as waiting.
+    cook(&db, &outbox, "cake").await;
+    sqlx::query("UPDATE outbox SET position = 3 WHERE position IS NULL")
+        .execute(&db)
+        .await
+        .expect("positions by hand");
+    let relay = outbox.start_relay();
+    let marked = until(Duration::from_secs(5), async || {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&db)
+                .await
+                .expect("counts");
+        waiting == 0
+    })
+    .await;
+    relay.stop();
+    assert!(marked, "the earlier event is still counted as waiting");
 }
 
 #[tokio::test]
