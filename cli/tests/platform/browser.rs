@@ -108,11 +108,47 @@ fn scenario(p: &Platform, name: &str, scratch: &Path) {
             );
         }
         Some(s) => panic!(
-            "browser scenario {name} failed ({s}):\n{output}\nplatform output:\n{}",
-            p.output.lock().expect("lock").join("\n")
+            "browser scenario {name} failed ({s}):\n{output}\nplatform output:\n{}\n{}",
+            p.output.lock().expect("lock").join("\n"),
+            service_warnings(scratch)
         ),
-        None => panic!("browser scenario {name} took longer than {SCENARIO_LIMIT:?}:\n{output}"),
+        None => panic!(
+            "browser scenario {name} took longer than {SCENARIO_LIMIT:?}:\n{output}\n{}",
+            service_warnings(scratch)
+        ),
     }
+}
+
+/// The warnings and errors each service logged under `data_dir/logs`
+/// (the last few of each), for a failure's message: the data directory
+/// is gone once the test ends.
+fn service_warnings(data_dir: &Path) -> String {
+    const LAST: usize = 20;
+    let mut report = String::new();
+    for service in [
+        "gateway",
+        "users",
+        "restaurants",
+        "orders",
+        "payments",
+        "delivery",
+    ] {
+        let log = std::fs::read_to_string(data_dir.join(format!("logs/{service}.log")))
+            .unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\""))
+            .collect();
+        if !lines.is_empty() {
+            report.push_str(&format!(
+                "--- {service}: {} warnings and errors, the last {}:\n{}\n",
+                lines.len(),
+                lines.len().min(LAST),
+                lines[lines.len().saturating_sub(LAST)..].join("\n")
+            ));
+        }
+    }
+    report
 }
 
 #[test]
