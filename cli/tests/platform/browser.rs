@@ -125,14 +125,7 @@ fn scenario(p: &Platform, name: &str, scratch: &Path) {
 fn service_warnings(data_dir: &Path) -> String {
     const LAST: usize = 20;
     let mut report = String::new();
-    for service in [
-        "gateway",
-        "users",
-        "restaurants",
-        "orders",
-        "payments",
-        "delivery",
-    ] {
+    for service in std::iter::once("gateway").chain(gateway::SERVICES.iter().copied()) {
         let log = std::fs::read_to_string(data_dir.join(format!("logs/{service}.log")))
             .unwrap_or_default();
         let lines: Vec<&str> = log

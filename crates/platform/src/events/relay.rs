@@ -279,14 +279,19 @@ impl Outbox {
 /// statement (a statement is a round trip to the database; one per event
 /// was most of a pass). The second also marks them published at `$2`,
 /// where positioning is publishing.
-const POSITION: &str = "UPDATE outbox SET position = $1 + batch.n \
-     FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM \
-           (SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500) AS next) AS batch \
-     WHERE outbox.id = batch.id RETURNING outbox.position";
-const POSITION_AND_PUBLISH: &str = "UPDATE outbox SET position = $1 + batch.n, published_at = $2 \
-     FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM \
-           (SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500) AS next) AS batch \
-     WHERE outbox.id = batch.id RETURNING outbox.position";
+macro_rules! position {
+    ($also:literal) => {
+        concat!(
+            "UPDATE outbox SET position = $1 + batch.n",
+            $also,
+            " FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM \
+               (SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500) AS next) AS batch \
+             WHERE outbox.id = batch.id RETURNING outbox.position"
+        )
+    };
+}
+const POSITION: &str = position!("");
+const POSITION_AND_PUBLISH: &str = position!(", published_at = $2");
 
 /// The next events to publish, in feed order. Both this and [`BACKLOG`]
 /// read only the index of unpublished events (`indexes.sql`): the outbox
