@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::{Platform, database_url, eventually, free_base_port};
-use crate::orders::{body, id, online_courier, place, reaches, restaurant};
+use crate::orders::{body, id, online_courier, place, reached, reaches, restaurant};
 
 /// Every point the story below reaches, with the service it crashes.
 const POINTS: &[&str] = &[
@@ -131,12 +131,12 @@ async fn story(p: &Platform) -> Result<(String, String), String> {
     let limit = Duration::from_secs(30);
 
     let a = placed(p, &customer, "a", &body(&kitchen, &dish, 1, "pm_card_visa")).await?;
-    reaches(p, &customer, &a, "COURIER_ASSIGNED", limit).await;
+    reached(p, &customer, &a, "COURIER_ASSIGNED", limit).await?;
     retried(p, &customer, &format!("/orders/{a}/cancel")).await?;
-    reaches(p, &customer, &a, "CANCELLED", limit).await;
+    reached(p, &customer, &a, "CANCELLED", limit).await?;
 
     let b = placed(p, &customer, "b", &body(&kitchen, &dish, 1, "pm_card_visa")).await?;
-    reaches(p, &customer, &b, "COURIER_ASSIGNED", limit).await;
+    reached(p, &customer, &b, "COURIER_ASSIGNED", limit).await?;
     // Delivery may be restarting (its own failpoint): ask until it answers.
     let deadline = Instant::now() + limit;
     let delivery = loop {
@@ -161,7 +161,7 @@ async fn story(p: &Platform) -> Result<(String, String), String> {
     };
     retried(p, &courier, &format!("/deliveries/{delivery}/pickup")).await?;
     retried(p, &courier, &format!("/deliveries/{delivery}/deliver")).await?;
-    let done = reaches(p, &customer, &b, "DELIVERED", limit).await;
+    let done = reached(p, &customer, &b, "DELIVERED", limit).await?;
     let captured = eventually(limit, || async {
         let o: Value = p
             .api

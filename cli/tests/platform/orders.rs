@@ -47,16 +47,28 @@ pub(crate) async fn reaches(
     status: &str,
     limit: Duration,
 ) -> Value {
+    reached(p, token, id, status, limit)
+        .await
+        .unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// Waits for order `id` to reach `status`; after `limit`, says where it is.
+pub(crate) async fn reached(
+    p: &Platform,
+    token: &str,
+    id: &str,
+    status: &str,
+    limit: Duration,
+) -> Result<Value, String> {
     let deadline = Instant::now() + limit;
     loop {
         let o = order(p, token, id).await;
         if o["status"] == status {
-            return o;
+            return Ok(o);
         }
-        assert!(
-            Instant::now() < deadline,
-            "order never reached {status}: {o:#}"
-        );
+        if Instant::now() >= deadline {
+            return Err(format!("order never reached {status}: {o:#}"));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -50,6 +50,9 @@ pub struct ConsumerConfig {
     pub max_attempts: u32,
     pub first_backoff: Duration,
     pub max_backoff: Duration,
+    /// On JetStream: how long a message delivered but never settled (its
+    /// consumer crashed) waits before it is delivered again.
+    pub ack_wait: Duration,
 }
 
 impl ConsumerConfig {
@@ -62,6 +65,7 @@ impl ConsumerConfig {
             max_attempts: 8,
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            ack_wait: super::nats::ACK_WAIT,
         }
     }
 }

@@ -32,8 +32,13 @@ use super::transport::Publisher;
 
 /// How long the server remembers message ids to drop duplicates.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-/// How long JetStream waits for an ack before redelivering.
-const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long JetStream waits for an ack before delivering a message again:
+/// the time a message lies with a consumer that crashed holding it (the
+/// consumer takes a batch at once, so a crash strands the rest of it
+/// too). Short, because a redelivery is cheap (the inbox skips what was
+/// applied) and a stranded event holds up its saga. NATS's own default
+/// is 30 s.
+pub const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// A connection to NATS JetStream, with the subject prefix of this
 /// deployment.
@@ -167,23 +172,22 @@ impl Nats {
     }
 
     /// This service's durable pull consumer (named after the service,
-    /// shared by its replicas) of `producer`'s stream.
-    pub async fn durable(&self, producer: &str) -> anyhow::Result<Durable> {
+    /// shared by its replicas) of `producer`'s stream, redelivering what
+    /// is not acked within `ack_wait`. Created, or updated to this
+    /// configuration if an earlier version created it otherwise.
+    pub async fn durable(&self, producer: &str, ack_wait: Duration) -> anyhow::Result<Durable> {
         let consumer = self.service.as_str();
         let stream = self.ensure_stream(producer).await?;
         let pull = stream
-            .get_or_create_consumer(
-                consumer,
-                pull::Config {
-                    durable_name: Some(consumer.to_owned()),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
-                    // Dead letters are ours (parked in the consumer's
-                    // database), so the server never gives up on its own.
-                    max_deliver: -1,
-                    ..Default::default()
-                },
-            )
+            .create_consumer(pull::Config {
+                durable_name: Some(consumer.to_owned()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait,
+                // Dead letters are ours (parked in the consumer's
+                // database), so the server never gives up on its own.
+                max_deliver: -1,
+                ..Default::default()
+            })
             .await
             .map_err(|e| anyhow::anyhow!("consumer {consumer} of {producer}: {e}"))?;
         Ok(Durable { pull })
@@ -250,6 +254,11 @@ impl Durable {
     pub async fn pending(&self) -> anyhow::Result<u64> {
         Ok(self.pull.get_info().await?.num_pending)
     }
+
+    /// How long the server waits for an ack before delivering again.
+    pub async fn ack_wait(&self) -> anyhow::Result<Duration> {
+        Ok(self.pull.get_info().await?.config.ack_wait)
+    }
 }
 
 impl<H: Handler, S: super::transport::Source> Consumer<H, S> {
@@ -260,7 +269,9 @@ impl<H: Handler, S: super::transport::Source> Consumer<H, S> {
         let mut backoff = self.config.first_backoff;
         loop {
             let result = async {
-                let durable = nats.durable(&self.config.source).await?;
+                let durable = nats
+                    .durable(&self.config.source, self.config.ack_wait)
+                    .await?;
                 self.export_lag(&durable).await;
                 loop {
                     self.jetstream_batch(&durable).await?;

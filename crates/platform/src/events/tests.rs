@@ -763,7 +763,7 @@ async fn on_nats_events_are_published_once_and_poison_is_parked_then_redriven_on
     // Acked once parked: nothing is left for the durable consumer.
     assert!(
         until(Duration::from_secs(10), async || diner_nats
-            .durable("kitchen")
+            .durable("kitchen", super::nats::ACK_WAIT)
             .await
             .expect("durable")
             .pending()
@@ -832,6 +832,103 @@ async fn on_nats_replicas_share_one_durable_consumer_and_apply_each_event_once()
         task.abort();
     }
     relay.stop();
+    let _ = kitchen.delete_stream("kitchen").await;
+}
+
+/// Takes an event and never finishes with it: a consumer that dies
+/// holding its batch. Says when it has one.
+struct Stuck {
+    holding: Arc<tokio::sync::Notify>,
+}
+
+impl Handler for Stuck {
+    fn wants(&self, kind: &str) -> bool {
+        kind == Cooked::TYPE
+    }
+
+    fn handle<'a>(
+        &'a self,
+        _tx: &'a mut AnyConnection,
+        _event: &'a CloudEvent,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.holding.notify_one();
+            std::future::pending().await
+        })
+    }
+}
+
+#[tokio::test]
+async fn on_nats_what_a_crashed_consumer_held_is_delivered_again_after_the_ack_wait() {
+    let prefix = unique_prefix();
+    let Some(kitchen) = nats_for("kitchen", &prefix).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let producer = database(&dir, "kitchen").await;
+    let outbox = Outbox::with_publisher(producer.clone(), Arc::new(kitchen.publisher()));
+    for dish in ["soup", "cake"] {
+        cook(&producer, &outbox, dish).await;
+    }
+    outbox.relay_once().await.expect("relays");
+    assert_eq!(outbox.publish_once().await.expect("publishes"), 2);
+
+    // The first replica takes the batch under the 30 s NATS default, and
+    // crashes holding it.
+    let diner = database(&dir, "diner").await;
+    let holding = Arc::new(tokio::sync::Notify::new());
+    let mut config = fast_config("http://unused.invalid");
+    config.ack_wait = Duration::from_secs(30);
+    let (_, first) = Consumer::new(
+        diner.clone(),
+        HttpClient::default(),
+        tokens(),
+        config,
+        Stuck {
+            holding: holding.clone(),
+        },
+    )
+    .start_on(&super::transport::Transport::Nats(
+        nats_for("diner", &prefix).await.expect("connects"),
+    ));
+    tokio::time::timeout(Duration::from_secs(10), holding.notified())
+        .await
+        .expect("the first replica takes an event");
+    first.abort();
+
+    // Its successor (the restarted service) brings a shorter ack wait: the
+    // durable consumer takes it, and what the first held comes back well
+    // before the 30 s it was taken under.
+    let mut config = fast_config("http://unused.invalid");
+    config.ack_wait = Duration::from_secs(1);
+    let (_, second) = Consumer::new(
+        diner.clone(),
+        HttpClient::default(),
+        tokens(),
+        config,
+        Eater {
+            calls: Arc::new(AtomicU32::new(0)),
+        },
+    )
+    .start_on(&super::transport::Transport::Nats(
+        nats_for("diner", &prefix).await.expect("connects"),
+    ));
+    let redelivered = until(Duration::from_secs(15), async || {
+        eaten(&diner).await == ["cake", "soup"]
+    })
+    .await;
+    assert!(redelivered, "applied: {:?}", eaten(&diner).await);
+    let durable = nats_for("diner", &prefix)
+        .await
+        .expect("connects")
+        .durable("kitchen", Duration::from_secs(1))
+        .await
+        .expect("durable");
+    assert_eq!(
+        durable.ack_wait().await.expect("info"),
+        Duration::from_secs(1)
+    );
+    second.abort();
     let _ = kitchen.delete_stream("kitchen").await;
 }
 
