@@ -18,7 +18,7 @@ use super::BoxFuture;
 use super::transport::{HttpFeed, Source, Transport};
 use crate::auth::ServiceTokens;
 use crate::client::HttpClient;
-use crate::db::Db;
+use crate::db::{Backend, Db};
 
 /// Applies one event; runs inside the consumer's transaction.
 pub trait Handler: Send + Sync + 'static {
@@ -107,6 +107,11 @@ pub struct Consumer<H, S = HttpFeed> {
     source: S,
     pub(super) config: ConsumerConfig,
     handler: H,
+    /// On SQLite, where the last poll left the stored cursor: this process
+    /// is the only consumer of its file, so the next poll starts there
+    /// without reading it. `None` (read it) after a failed poll, and always
+    /// on PostgreSQL, where replicas share the cursor.
+    reached: std::sync::Mutex<Option<i64>>,
 }
 
 impl<H: Handler> Consumer<H, HttpFeed> {
@@ -131,6 +136,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
             source,
             config,
             handler,
+            reached: std::sync::Mutex::new(None),
         }
     }
 
@@ -255,7 +261,23 @@ impl<H: Handler, S: Source> Consumer<H, S> {
     }
 
     async fn poll(&self, wait: Duration) -> anyhow::Result<usize> {
-        let after = self.cursor().await?;
+        let known = *self.reached.lock().expect("never poisoned");
+        let after = match known {
+            Some(position) => position,
+            None => self.cursor().await?,
+        };
+        let polled = self.poll_after(after, wait).await;
+        let reached = match &polled {
+            Ok((_, position)) if Backend::of(&self.db) == Backend::Sqlite => Some(*position),
+            _ => None,
+        };
+        *self.reached.lock().expect("never poisoned") = reached;
+        polled.map(|(read, _)| read)
+    }
+
+    /// Fetches and applies the page after `after`; answers how many entries
+    /// it read and where the stored cursor now is.
+    async fn poll_after(&self, after: i64, wait: Duration) -> anyhow::Result<(usize, i64)> {
         let page = self.source.fetch(after, self.config.batch, wait).await?;
         // Events this consumer does not want (most of a producer's feed)
         // cost no transaction of their own: the next applied event's cursor
@@ -279,7 +301,8 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         }
         metrics::gauge!("consumer_lag_events", "source" => self.config.source.clone())
             .set((page.head - page.last_position).max(0) as f64);
-        Ok(page.entries.len())
+        let reached = page.entries.last().map_or(after, |e| e.position.max(after));
+        Ok((page.entries.len(), reached))
     }
 
     async fn apply_with_retries(
@@ -323,11 +346,10 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         let mut tx = crate::db::begin_write(&self.db).await?;
         let outcome = if !self.handler.wants(&event.kind) {
             Outcome::Skipped
-        } else if seen(&mut tx, &event.id).await? {
+        } else if !claim(&mut tx, &event.id, &self.config.source).await? {
             Outcome::Duplicate
         } else {
             self.handler.handle(&mut tx, event).await?;
-            record(&mut tx, &event.id, &self.config.source).await?;
             Outcome::Applied
         };
         advance(&mut tx, &self.config.source, position).await?;
@@ -379,23 +401,25 @@ async fn cursor(db: &Db, source: &str) -> Result<i64, sqlx::Error> {
     Ok(position.unwrap_or(0))
 }
 
-async fn seen(conn: &mut AnyConnection, event_id: &str) -> Result<bool, sqlx::Error> {
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT event_id FROM inbox WHERE event_id = $1")
-            .bind(event_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(found.is_some())
-}
-
-async fn record(conn: &mut AnyConnection, event_id: &str, source: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO inbox (event_id, source, handled_at) VALUES ($1, $2, $3)")
-        .bind(event_id)
-        .bind(source)
-        .bind(crate::time::now())
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
+/// Records `event_id` in the inbox; false if it is there already (applied
+/// before). In the applying transaction, before the effect: a failed apply
+/// rolls the record back with it, and a concurrent apply of the same event
+/// (a replica, a redelivery) waits on the record and then finds it.
+async fn claim(
+    conn: &mut AnyConnection,
+    event_id: &str,
+    source: &str,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO inbox (event_id, source, handled_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(source)
+    .bind(crate::time::now())
+    .execute(&mut *conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
 }
 
 async fn advance(conn: &mut AnyConnection, source: &str, position: i64) -> Result<(), sqlx::Error> {

@@ -19,6 +19,13 @@ use tokio::sync::{Notify, watch};
 use super::transport::{FeedPublisher, Publisher};
 use crate::db::{Backend, Db};
 
+/// The feed's head: the highest position handed out.
+macro_rules! head {
+    () => {
+        "SELECT COALESCE(MAX(position), 0) FROM outbox"
+    };
+}
+
 /// A service's outbox: wake the relay after committing events, and watch
 /// the feed's head.
 #[derive(Clone)]
@@ -125,35 +132,52 @@ impl Outbox {
     /// Where the transport takes nothing over (the feed), positioning is
     /// publishing: the same statement marks them published.
     pub async fn relay_once(&self) -> Result<i64, sqlx::Error> {
-        // Hold the write lock while reading the head: an immediate
-        // transaction on SQLite; on PostgreSQL an advisory lock, so replicas'
-        // relays take turns.
-        let mut tx = crate::db::begin_write(&self.db).await?;
-        if Backend::of(&self.db) == Backend::Postgres {
+        let hands_over = self.publisher.hands_over();
+        let (positioned, head) = if Backend::of(&self.db) == Backend::Postgres {
+            // Replicas' relays take turns under an advisory lock; each
+            // reads the head, which another replica may have moved.
+            let mut tx = crate::db::begin_write(&self.db).await?;
             sqlx::query("SELECT pg_advisory_xact_lock(727274)")
                 .execute(&mut *tx)
                 .await?;
-        }
-        let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM outbox")
-            .fetch_one(&mut *tx)
+            let before: i64 = sqlx::query_scalar(head!()).fetch_one(&mut *tx).await?;
+            let positioned: Vec<i64> = if hands_over {
+                sqlx::query_scalar(POSITION_AFTER).bind(before)
+            } else {
+                sqlx::query_scalar(POSITION_AND_PUBLISH_AFTER)
+                    .bind(before)
+                    .bind(crate::time::now())
+            }
+            .fetch_all(&mut *tx)
             .await?;
-        let hands_over = self.publisher.hands_over();
-        let positioned: Vec<i64> = if hands_over {
-            sqlx::query_scalar(POSITION).bind(before)
+            tx.commit().await?;
+            let head = before + positioned.len() as i64;
+            (positioned, head)
         } else {
-            sqlx::query_scalar(POSITION_AND_PUBLISH)
-                .bind(before)
-                .bind(crate::time::now())
-        }
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+            // SQLite has one writer and only this process positions its
+            // file: one statement, its own transaction, reads the head and
+            // positions after it (four hand-offs to the connection's thread
+            // were one). Nothing positioned leaves the head where it was.
+            let positioned: Vec<i64> = if hands_over {
+                sqlx::query_scalar(POSITION)
+            } else {
+                sqlx::query_scalar(POSITION_AND_PUBLISH).bind(crate::time::now())
+            }
+            .fetch_all(&self.db)
+            .await?;
+            let known = *self.head.borrow();
+            let head = match positioned.iter().max() {
+                Some(&last) => last,
+                None if known > 0 => known,
+                None => sqlx::query_scalar(head!()).fetch_one(&self.db).await?,
+            };
+            (positioned, head)
+        };
         if !hands_over && !positioned.is_empty() {
             // In the feed, not yet announced: readers find it on their
             // next look.
             crate::failpoint::hit("relay.published");
         }
-        let head = before + positioned.len() as i64;
         if !positioned.is_empty() {
             metrics::counter!("outbox_events_relayed_total").increment(positioned.len() as u64);
             // More may be waiting beyond this batch.
@@ -274,15 +298,20 @@ impl Outbox {
     }
 }
 
-/// The next positions after the head (`$1`), in the events' id (time)
-/// order, for a batch of unpositioned events: the whole batch in one
-/// statement (a statement is a round trip to the database; one per event
-/// was most of a pass). The second also marks them published at `$2`,
-/// where positioning is publishing.
+/// The next positions after the head, in the events' id (time) order, for
+/// a batch of unpositioned events: the whole batch in one statement (a
+/// statement is a round trip to the database; one per event was most of a
+/// pass). The head is `$1` (`…_AFTER`, read in the same transaction) or
+/// read by the statement itself. `…_AND_PUBLISH…` also marks them
+/// published at the last parameter, where positioning is publishing. An
+/// uncorrelated subquery is evaluated once, before any row changes, on
+/// both databases.
 macro_rules! position {
-    ($also:literal) => {
+    ($head:expr, $also:literal) => {
         concat!(
-            "UPDATE outbox SET position = $1 + batch.n",
+            "UPDATE outbox SET position = ",
+            $head,
+            " + batch.n",
             $also,
             " FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM \
                (SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500) AS next) AS batch \
@@ -290,8 +319,10 @@ macro_rules! position {
         )
     };
 }
-const POSITION: &str = position!("");
-const POSITION_AND_PUBLISH: &str = position!(", published_at = $2");
+const POSITION_AFTER: &str = position!("$1", "");
+const POSITION_AND_PUBLISH_AFTER: &str = position!("$1", ", published_at = $2");
+const POSITION: &str = position!(concat!("(", head!(), ")"), "");
+const POSITION_AND_PUBLISH: &str = position!(concat!("(", head!(), ")"), ", published_at = $1");
 
 /// The next events to publish, in feed order. Both this and [`BACKLOG`]
 /// read only the index of unpublished events (`indexes.sql`): the outbox
