@@ -304,6 +304,18 @@ impl Orchestrator {
     /// again later), or `deadline` passes. Another driver of the same order
     /// in this process makes this a no-op.
     pub(crate) async fn drive(&self, id: OrderId, deadline: Option<Instant>) {
+        self.drive_from(id, None, deadline).await;
+    }
+
+    /// [`Self::drive`], starting from `known`, the order as the caller's
+    /// last write stored it (not read again; a change since then fails the
+    /// next step's compare-and-set, which reads it afresh).
+    pub(crate) async fn drive_from(
+        &self,
+        id: OrderId,
+        known: Option<StoredOrder>,
+        deadline: Option<Instant>,
+    ) {
         let Some(_claim) = self.claim(id) else {
             return;
         };
@@ -316,7 +328,7 @@ impl Orchestrator {
                 return;
             }
         }
-        if let Err(e) = self.drive_claimed(id, deadline).await {
+        if let Err(e) = self.drive_claimed(id, known, deadline).await {
             tracing::debug!(order_id = %id, error = %e, "saga paused; the sweeper will resume it");
         }
         if self.leases
@@ -345,9 +357,15 @@ impl Orchestrator {
     /// Drives `id` on its own task, so a caller that goes away (a client
     /// hanging up) does not stop the saga midway; waits for it at most
     /// until `deadline`.
-    pub(crate) async fn drive_until(self: &Arc<Self>, id: OrderId, deadline: Instant) {
+    /// `known` is as for [`Self::drive_from`].
+    pub(crate) async fn drive_until(
+        self: &Arc<Self>,
+        id: OrderId,
+        known: Option<StoredOrder>,
+        deadline: Instant,
+    ) {
         let this = self.clone();
-        let task = tokio::spawn(async move { this.drive(id, Some(deadline)).await });
+        let task = tokio::spawn(async move { this.drive_from(id, known, Some(deadline)).await });
         let _ = tokio::time::timeout_at(deadline.into(), task).await;
     }
 
@@ -367,18 +385,27 @@ impl Orchestrator {
         })
     }
 
-    async fn drive_claimed(&self, id: OrderId, deadline: Option<Instant>) -> anyhow::Result<()> {
+    async fn drive_claimed(
+        &self,
+        id: OrderId,
+        known: Option<StoredOrder>,
+        deadline: Option<Instant>,
+    ) -> anyhow::Result<()> {
         // `drive` took the lease just before.
         let mut leased = Instant::now();
-        // Read once; after that, the order each answer left behind (as
-        // fresh as a read: its write was a compare-and-set on the version
-        // read, so nobody changed it in between).
-        let mut order = {
-            let mut conn = self.db.acquire().await?;
-            let Some(order) = store::load(&mut conn, id).await? else {
-                return Ok(());
-            };
-            order
+        // Read once (unless the caller just wrote it); after that, the
+        // order each answer left behind (as fresh as a read: its write was
+        // a compare-and-set on the version read, so nobody changed it in
+        // between).
+        let mut order = match known {
+            Some(order) => order,
+            None => {
+                let mut conn = self.db.acquire().await?;
+                let Some(order) = store::load(&mut conn, id).await? else {
+                    return Ok(());
+                };
+                order
+            }
         };
         loop {
             if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -117,7 +117,7 @@ async fn place(
     )
     .await?;
     // Started: persisted with its first commands and order.placed.
-    state
+    let (_, started) = state
         .orchestrator
         .apply_to(&mut tx, inserted, SagaEvent::Started, &Facts::default())
         .await
@@ -126,9 +126,13 @@ async fn place(
     state.outbox.notify();
 
     let deadline = Instant::now() + state.decision_deadline;
-    state.orchestrator.drive_until(id, deadline).await;
+    state
+        .orchestrator
+        .drive_until(id, Some(started), deadline)
+        .await;
     // Another driver (the sweeper) may have picked the saga up first; then
-    // wait for its decision the same way, until the deadline.
+    // wait for its decision the same way, until the deadline. (Read, not
+    // the order the drive left: a consumer may have moved it since.)
     let mut order = view(&state, id).await?;
     while !decided(order.status) && Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -334,6 +338,6 @@ async fn cancel(
         .await
         .map_err(apply_error)?;
     let deadline = Instant::now() + state.decision_deadline;
-    state.orchestrator.drive_until(id, deadline).await;
+    state.orchestrator.drive_until(id, None, deadline).await;
     Ok(Json(view(&state, id).await?))
 }
