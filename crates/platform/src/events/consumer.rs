@@ -107,11 +107,19 @@ pub struct Consumer<H, S = HttpFeed> {
     source: S,
     pub(super) config: ConsumerConfig,
     handler: H,
-    /// On SQLite, where the last poll left the stored cursor: this process
-    /// is the only consumer of its file, so the next poll starts there
-    /// without reading it. `None` (read it) after a failed poll, and always
-    /// on PostgreSQL, where replicas share the cursor.
-    reached: std::sync::Mutex<Option<i64>>,
+    /// On SQLite, where the last poll left the cursor: this process is the
+    /// only consumer of its file, so the next poll starts there without
+    /// reading it. `None` (read it) after a failed poll, and always on
+    /// PostgreSQL, where replicas share the cursor.
+    reached: std::sync::Mutex<Option<Reached>>,
+}
+
+/// Where a consumer has read to, and how much of that its stored cursor
+/// says.
+#[derive(Clone, Copy, Debug)]
+struct Reached {
+    read: i64,
+    stored: i64,
 }
 
 impl<H: Handler> Consumer<H, HttpFeed> {
@@ -262,29 +270,42 @@ impl<H: Handler, S: Source> Consumer<H, S> {
 
     async fn poll(&self, wait: Duration) -> anyhow::Result<usize> {
         let known = *self.reached.lock().expect("never poisoned");
-        let after = match known {
-            Some(position) => position,
-            None => self.cursor().await?,
+        let from = match known {
+            Some(reached) => reached,
+            None => {
+                let stored = self.cursor().await?;
+                Reached {
+                    read: stored,
+                    stored,
+                }
+            }
         };
-        let polled = self.poll_after(after, wait).await;
+        let polled = self.poll_after(from, wait).await;
         let reached = match &polled {
-            Ok((_, position)) if Backend::of(&self.db) == Backend::Sqlite => Some(*position),
+            Ok((_, reached)) if Backend::of(&self.db) == Backend::Sqlite => Some(*reached),
             _ => None,
         };
         *self.reached.lock().expect("never poisoned") = reached;
         polled.map(|(read, _)| read)
     }
 
-    /// Fetches and applies the page after `after`; answers how many entries
-    /// it read and where the stored cursor now is.
-    async fn poll_after(&self, after: i64, wait: Duration) -> anyhow::Result<(usize, i64)> {
-        let page = self.source.fetch(after, self.config.batch, wait).await?;
+    /// Fetches and applies the page after `from.read`; answers how many
+    /// entries it read and where that leaves the consumer.
+    async fn poll_after(&self, from: Reached, wait: Duration) -> anyhow::Result<(usize, Reached)> {
+        let page = self
+            .source
+            .fetch(from.read, self.config.batch, wait)
+            .await?;
         // Events this consumer does not want (most of a producer's feed)
         // cost no transaction of their own: the next applied event's cursor
-        // move covers them, and a page that ends with them moves the cursor
-        // once. Read again after a crash, they are skipped again.
+        // move covers them. A page that ends with them moves the stored
+        // cursor once; on SQLite only once it is a batch behind (the
+        // consumer remembers where it read to, and a crash re-reads at most
+        // a batch of them, skipped again).
+        let mut reached = from;
         let mut skipped_to = None;
         for entry in &page.entries {
+            reached.read = reached.read.max(entry.position);
             if !self.handler.wants(&entry.event.kind) {
                 self.count(&entry.event, Outcome::Skipped);
                 skipped_to = Some(entry.position);
@@ -293,15 +314,19 @@ impl<H: Handler, S: Source> Consumer<H, S> {
             skipped_to = None;
             self.apply_with_retries(entry.position, &entry.event)
                 .await?;
+            reached.stored = reached.stored.max(entry.position);
         }
         if let Some(position) = skipped_to {
-            let mut tx = crate::db::begin_write(&self.db).await?;
-            advance(&mut tx, &self.config.source, position).await?;
-            tx.commit().await?;
+            let behind = position - reached.stored;
+            if Backend::of(&self.db) != Backend::Sqlite || behind >= self.config.batch {
+                let mut tx = crate::db::begin_write(&self.db).await?;
+                advance(&mut tx, &self.config.source, position).await?;
+                tx.commit().await?;
+                reached.stored = position;
+            }
         }
         metrics::gauge!("consumer_lag_events", "source" => self.config.source.clone())
             .set((page.head - page.last_position).max(0) as f64);
-        let reached = page.entries.last().map_or(after, |e| e.position.max(after));
         Ok((page.entries.len(), reached))
     }
 

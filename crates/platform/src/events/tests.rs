@@ -27,6 +27,34 @@ impl Event for Cooked {
     }
 }
 
+/// An event no test consumer wants.
+#[derive(Debug, Serialize, Deserialize)]
+struct Cleaned {
+    station: String,
+}
+
+impl Event for Cleaned {
+    const TYPE: &'static str = "feastfast.test.cleaned.v1";
+    const SOURCE: &'static str = "kitchen";
+    fn subject(&self) -> String {
+        self.station.clone()
+    }
+}
+
+async fn clean(db: &Db, outbox: &Outbox, station: &str) {
+    let mut tx = db.begin().await.expect("begins");
+    enqueue(
+        &mut tx,
+        &Cleaned {
+            station: station.to_owned(),
+        },
+    )
+    .await
+    .expect("enqueues");
+    tx.commit().await.expect("commits");
+    outbox.notify();
+}
+
 const CONSUMER_TABLES: db::MigrationSource =
     (1, "eaten", "CREATE TABLE eaten (dish TEXT NOT NULL)");
 
@@ -380,6 +408,57 @@ async fn a_consumer_applies_each_event_once_and_parks_poison() {
     // Nothing new: the next poll reads nothing and the cursor stays.
     assert_eq!(consumer.poll_once().await.expect("polls"), 0);
     assert_eq!(consumer.cursor().await.expect("cursor"), 3);
+}
+
+#[tokio::test]
+async fn on_sqlite_a_consumer_stores_its_cursor_past_unwanted_events_once_a_batch_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let producer = database(&dir, "kitchen").await;
+    let outbox = Outbox::new(producer.clone());
+    for station in ["grill", "fryer", "sink"] {
+        clean(&producer, &outbox, station).await;
+    }
+    outbox.relay_once().await.expect("relays");
+    let url = serve_feed(&outbox).await;
+    let diner = database(&dir, "diner").await;
+    let consumer = |batch| {
+        let mut config = fast_config(&url);
+        config.batch = batch;
+        Consumer::new(
+            diner.clone(),
+            HttpClient::default(),
+            tokens(),
+            config,
+            Eater {
+                calls: Arc::new(AtomicU32::new(0)),
+            },
+        )
+    };
+    let first = consumer(4);
+
+    // Three unwanted events, fewer than a batch: read and skipped, and the
+    // stored cursor is not written for them.
+    assert_eq!(first.poll_once().await.expect("polls"), 3);
+    assert_eq!(first.cursor().await.expect("cursor"), 0);
+    // A restarted consumer reads them again and skips them again.
+    assert_eq!(consumer(4).poll_once().await.expect("polls"), 3);
+    assert!(eaten(&diner).await.is_empty());
+
+    // The first goes on from where it read to, not from the stored cursor;
+    // a batch behind, it stores it.
+    for station in ["oven", "hob"] {
+        clean(&producer, &outbox, station).await;
+    }
+    outbox.relay_once().await.expect("relays");
+    assert_eq!(first.poll_once().await.expect("polls"), 2);
+    assert_eq!(first.cursor().await.expect("cursor"), 5);
+
+    // An applied event stores its position with its effect.
+    cook(&producer, &outbox, "soup").await;
+    outbox.relay_once().await.expect("relays");
+    assert_eq!(first.poll_once().await.expect("polls"), 1);
+    assert_eq!(first.cursor().await.expect("cursor"), 6);
+    assert_eq!(eaten(&diner).await, ["soup"]);
 }
 
 #[tokio::test]
