@@ -16,11 +16,25 @@ use sqlx::AnyConnection;
 
 use crate::domain::SagaEvent;
 use crate::orchestrator::{ApplyError, Orchestrator};
-use crate::store::Facts;
+use crate::store::{Facts, StoredOrder};
 
 /// Applies participants' events to the sagas they concern.
 pub(crate) struct SagaEvents {
     pub(crate) orchestrator: Arc<Orchestrator>,
+    /// The order the last applied event left, by event id, for
+    /// `committed` to drive from (or not at all, when it owes nothing).
+    /// One slot: a consumer applies one event at a time, and a redrive
+    /// running beside it only misses the shortcut.
+    last: std::sync::Mutex<Option<(String, StoredOrder)>>,
+}
+
+impl SagaEvents {
+    pub(crate) fn new(orchestrator: Arc<Orchestrator>) -> Self {
+        Self {
+            orchestrator,
+            last: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 /// The saga event an incoming event means, and its order.
@@ -92,6 +106,8 @@ impl Handler for SagaEvents {
                     .apply_in(tx, order, saga_event.clone(), &Facts::default())
                     .await;
             }
+            let left = applied.as_ref().ok().map(|(_, order)| order.clone());
+            *self.last.lock().expect("never poisoned") = left.map(|o| (event.id.clone(), o));
             match applied {
                 Ok(_) => Ok(()),
                 // A late or out-of-place fact (say, an acceptance after the
@@ -111,9 +127,24 @@ impl Handler for SagaEvents {
     }
 
     fn committed(&self, event: &CloudEvent) {
-        if let Ok(Some((order, _))) = translate(event) {
-            let orchestrator = self.orchestrator.clone();
-            tokio::spawn(async move { orchestrator.drive(order, None).await });
+        let Ok(Some((id, _))) = translate(event) else {
+            return;
+        };
+        let left = self
+            .last
+            .lock()
+            .expect("never poisoned")
+            .take()
+            .filter(|(event_id, _)| *event_id == event.id)
+            .map(|(_, order)| order);
+        // Nothing owed: nothing to drive (a confirmation, say).
+        if left
+            .as_ref()
+            .is_some_and(|order| order.saga.outstanding().is_empty())
+        {
+            return;
         }
+        let orchestrator = self.orchestrator.clone();
+        tokio::spawn(async move { orchestrator.drive_from(id, left, None).await });
     }
 }

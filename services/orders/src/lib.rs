@@ -144,9 +144,7 @@ pub async fn build_with(
             client.clone(),
             tokens.clone(),
             ConsumerConfig::new(source, &url.to_string()),
-            events::SagaEvents {
-                orchestrator: orchestrator.clone(),
-            },
+            events::SagaEvents::new(orchestrator.clone()),
         )
         .start_on(&transport);
         consumers.push(consumer);

@@ -166,13 +166,11 @@ impl Orchestrator {
         id: OrderId,
         event: SagaEvent,
         facts: &Facts,
-    ) -> Result<bool, ApplyError> {
+    ) -> Result<(bool, StoredOrder), ApplyError> {
         let order = store::load(conn, id)
             .await?
             .ok_or(ApplyError::NotFound(id))?;
-        self.apply_to(conn, order, event, facts)
-            .await
-            .map(|(changed, _)| changed)
+        self.apply_to(conn, order, event, facts).await
     }
 
     /// Applies `event` to `order` as it was read (in `conn`'s transaction or
