@@ -42,17 +42,8 @@ impl Event for Cleaned {
 }
 
 async fn clean(db: &Db, outbox: &Outbox, station: &str) {
-    let mut tx = db.begin().await.expect("begins");
-    enqueue(
-        &mut tx,
-        &Cleaned {
-            station: station.to_owned(),
-        },
-    )
-    .await
-    .expect("enqueues");
-    tx.commit().await.expect("commits");
-    outbox.notify();
+    let station = station.to_owned();
+    emit(db, outbox, &Cleaned { station }).await;
 }
 
 const CONSUMER_TABLES: db::MigrationSource =
@@ -66,15 +57,14 @@ async fn database(dir: &tempfile::TempDir, name: &str) -> Db {
 }
 
 async fn cook(db: &Db, outbox: &Outbox, dish: &str) {
+    let dish = dish.to_owned();
+    emit(db, outbox, &Cooked { dish }).await;
+}
+
+/// Commits `event` to the outbox and wakes the relay.
+async fn emit<E: Event>(db: &Db, outbox: &Outbox, event: &E) {
     let mut tx = db.begin().await.expect("begins");
-    enqueue(
-        &mut tx,
-        &Cooked {
-            dish: dish.to_owned(),
-        },
-    )
-    .await
-    .expect("enqueues");
+    enqueue(&mut tx, event).await.expect("enqueues");
     tx.commit().await.expect("commits");
     outbox.notify();
 }
