@@ -35,9 +35,11 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How long JetStream waits for an ack before delivering a message again:
 /// the time a message lies with a consumer that crashed holding it (the
 /// consumer takes a batch at once, so a crash strands the rest of it
-/// too). Short, because a redelivery is cheap (the inbox skips what was
-/// applied) and a stranded event holds up its saga. NATS's own default
-/// is 30 s.
+/// too). Short, because a stranded event holds up its saga, while a
+/// redelivery only costs the inbox claim that finds it applied (a batch
+/// that takes longer than this to work through has its tail delivered
+/// again too, and those claims find it applied). NATS's own default is
+/// 30 s.
 pub const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// A connection to NATS JetStream, with the subject prefix of this

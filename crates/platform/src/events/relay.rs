@@ -195,9 +195,11 @@ impl Outbox {
             });
             metrics::gauge!("outbox_oldest_unpublished_seconds").set(0.0);
         }
+        // Only forward: two passes that overlap (two relays on one
+        // outbox) must not leave the head behind what was positioned.
         self.head.send_if_modified(|h| {
-            let changed = *h != head;
-            *h = head;
+            let changed = head > *h;
+            *h = (*h).max(head);
             changed
         });
         Ok(head)

@@ -184,6 +184,8 @@ async fn positions_stay_unique_and_gapless_under_concurrent_writers_and_relays()
         .await
         .expect("reads");
     assert_eq!(positions, (1..=40).collect::<Vec<i64>>());
+    // However the passes overlapped, the head is the last position.
+    assert_eq!(*outbox.head().borrow(), 40);
 }
 
 #[tokio::test]
