@@ -112,6 +112,8 @@ pub struct Consumer<H, S = HttpFeed> {
     /// reading it. `None` (read it) after a failed poll, and always on
     /// PostgreSQL, where replicas share the cursor.
     reached: std::sync::Mutex<Option<Reached>>,
+    /// Whether this process owns its cursor (SQLite, one process per file).
+    owns_cursor: bool,
 }
 
 /// Where a consumer has read to, and how much of that its stored cursor
@@ -140,6 +142,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
     /// Consumes `source` (any transport).
     pub fn with_source(db: Db, source: S, config: ConsumerConfig, handler: H) -> Self {
         Self {
+            owns_cursor: Backend::of(&db) == Backend::Sqlite,
             db,
             source,
             config,
@@ -282,7 +285,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         };
         let polled = self.poll_after(from, wait).await;
         let reached = match &polled {
-            Ok((_, reached)) if Backend::of(&self.db) == Backend::Sqlite => Some(*reached),
+            Ok((_, reached)) if self.owns_cursor => Some(*reached),
             _ => None,
         };
         *self.reached.lock().expect("never poisoned") = reached;
@@ -318,7 +321,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         }
         if let Some(position) = skipped_to {
             let behind = position - reached.stored;
-            if Backend::of(&self.db) != Backend::Sqlite || behind >= self.config.batch {
+            if !self.owns_cursor || behind >= self.config.batch {
                 let mut tx = crate::db::begin_write(&self.db).await?;
                 advance(&mut tx, &self.config.source, position).await?;
                 tx.commit().await?;

@@ -133,45 +133,34 @@ impl Outbox {
     /// publishing: the same statement marks them published.
     pub async fn relay_once(&self) -> Result<i64, sqlx::Error> {
         let hands_over = self.publisher.hands_over();
-        let (positioned, head) = if Backend::of(&self.db) == Backend::Postgres {
-            // Replicas' relays take turns under an advisory lock; each
-            // reads the head, which another replica may have moved.
+        let position = if hands_over {
+            sqlx::query_scalar(POSITION)
+        } else {
+            sqlx::query_scalar(POSITION_AND_PUBLISH).bind(crate::time::now())
+        };
+        let postgres = Backend::of(&self.db) == Backend::Postgres;
+        let positioned: Vec<i64> = if postgres {
+            // Replicas' relays take turns under an advisory lock.
             let mut tx = crate::db::begin_write(&self.db).await?;
             sqlx::query("SELECT pg_advisory_xact_lock(727274)")
                 .execute(&mut *tx)
                 .await?;
-            let before: i64 = sqlx::query_scalar(head!()).fetch_one(&mut *tx).await?;
-            let positioned: Vec<i64> = if hands_over {
-                sqlx::query_scalar(POSITION_AFTER).bind(before)
-            } else {
-                sqlx::query_scalar(POSITION_AND_PUBLISH_AFTER)
-                    .bind(before)
-                    .bind(crate::time::now())
-            }
-            .fetch_all(&mut *tx)
-            .await?;
+            let positioned = position.fetch_all(&mut *tx).await?;
             tx.commit().await?;
-            let head = before + positioned.len() as i64;
-            (positioned, head)
+            positioned
         } else {
             // SQLite has one writer and only this process positions its
-            // file: one statement, its own transaction, reads the head and
-            // positions after it (four hand-offs to the connection's thread
-            // were one). Nothing positioned leaves the head where it was.
-            let positioned: Vec<i64> = if hands_over {
-                sqlx::query_scalar(POSITION)
-            } else {
-                sqlx::query_scalar(POSITION_AND_PUBLISH).bind(crate::time::now())
-            }
-            .fetch_all(&self.db)
-            .await?;
-            let known = *self.head.borrow();
-            let head = match positioned.iter().max() {
-                Some(&last) => last,
-                None if known > 0 => known,
-                None => sqlx::query_scalar(head!()).fetch_one(&self.db).await?,
-            };
-            (positioned, head)
+            // file: the statement is the whole pass, its own transaction
+            // (four hand-offs to the connection's thread were one).
+            position.fetch_all(&self.db).await?
+        };
+        // Nothing positioned: on SQLite the head is where this process
+        // left it; on PostgreSQL another replica may have moved it.
+        let known = *self.head.borrow();
+        let head = match positioned.iter().max() {
+            Some(&last) => last,
+            None if !postgres && known > 0 => known,
+            None => sqlx::query_scalar(head!()).fetch_one(&self.db).await?,
         };
         if !hands_over && !positioned.is_empty() {
             // In the feed, not yet announced: readers find it on their
@@ -303,17 +292,16 @@ impl Outbox {
 /// The next positions after the head, in the events' id (time) order, for
 /// a batch of unpositioned events: the whole batch in one statement (a
 /// statement is a round trip to the database; one per event was most of a
-/// pass). The head is `$1` (`…_AFTER`, read in the same transaction) or
-/// read by the statement itself. `…_AND_PUBLISH…` also marks them
-/// published at the last parameter, where positioning is publishing. An
-/// uncorrelated subquery is evaluated once, before any row changes, on
-/// both databases.
+/// pass). The head is read by the statement itself: an uncorrelated
+/// subquery is evaluated once, before any row changes, on both databases.
+/// The second also marks them published at `$1`, where positioning is
+/// publishing.
 macro_rules! position {
-    ($head:expr, $also:literal) => {
+    ($also:literal) => {
         concat!(
-            "UPDATE outbox SET position = ",
-            $head,
-            " + batch.n",
+            "UPDATE outbox SET position = (",
+            head!(),
+            ") + batch.n",
             $also,
             " FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM \
                (SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500) AS next) AS batch \
@@ -321,10 +309,8 @@ macro_rules! position {
         )
     };
 }
-const POSITION_AFTER: &str = position!("$1", "");
-const POSITION_AND_PUBLISH_AFTER: &str = position!("$1", ", published_at = $2");
-const POSITION: &str = position!(concat!("(", head!(), ")"), "");
-const POSITION_AND_PUBLISH: &str = position!(concat!("(", head!(), ")"), ", published_at = $1");
+const POSITION: &str = position!("");
+const POSITION_AND_PUBLISH: &str = position!(", published_at = $1");
 
 /// The next events to publish, in feed order. Both this and [`BACKLOG`]
 /// read only the index of unpublished events (`indexes.sql`): the outbox
