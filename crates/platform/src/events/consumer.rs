@@ -7,7 +7,8 @@
 //! the commit leaves the cursor where it was. A handler that fails is
 //! retried with back-off; after `max_attempts` the event is parked in
 //! `dead_letters` (in the same transaction that moves the cursor past it)
-//! and the feed keeps flowing.
+//! and the feed keeps flowing. On JetStream the durable consumer's acks are
+//! the position, so no cursor is stored there.
 
 use std::time::Duration;
 
@@ -114,6 +115,11 @@ pub struct Consumer<H, S = HttpFeed> {
     reached: std::sync::Mutex<Option<Reached>>,
     /// Whether this process owns its cursor (SQLite, one process per file).
     owns_cursor: bool,
+    /// Whether the cursor is stored at all: on the feed it is where the
+    /// consumer resumes; on JetStream the durable consumer's acks are, so
+    /// an unwanted event is only acked and an applied one moves nothing
+    /// but the inbox.
+    stores_cursor: bool,
 }
 
 /// Where a consumer has read to, and how much of that its stored cursor
@@ -143,6 +149,7 @@ impl<H: Handler, S: Source> Consumer<H, S> {
     pub fn with_source(db: Db, source: S, config: ConsumerConfig, handler: H) -> Self {
         Self {
             owns_cursor: Backend::of(&db) == Backend::Sqlite,
+            stores_cursor: true,
             db,
             source,
             config,
@@ -166,7 +173,10 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         match transport {
             Transport::Feed => self.start(),
             Transport::Nats(nats) => {
-                let this = std::sync::Arc::new(self);
+                let this = std::sync::Arc::new(Self {
+                    stores_cursor: false,
+                    ..self
+                });
                 let (running, nats) = (this.clone(), nats.clone());
                 let task = tokio::spawn(async move { running.run_jetstream(&nats).await });
                 (this, task)
@@ -371,8 +381,13 @@ impl<H: Handler, S: Source> Consumer<H, S> {
 
     /// Applies one event exactly once, advancing the cursor with it.
     pub async fn apply(&self, position: i64, event: &CloudEvent) -> anyhow::Result<Outcome> {
+        let wanted = self.handler.wants(&event.kind);
+        if !wanted && !self.stores_cursor {
+            // Nothing to apply and no cursor to move: no transaction.
+            return Ok(Outcome::Skipped);
+        }
         let mut tx = crate::db::begin_write(&self.db).await?;
-        let outcome = if !self.handler.wants(&event.kind) {
+        let outcome = if !wanted {
             Outcome::Skipped
         } else if !claim(&mut tx, &event.id, &self.config.source).await? {
             Outcome::Duplicate
@@ -380,7 +395,9 @@ impl<H: Handler, S: Source> Consumer<H, S> {
             self.handler.handle(&mut tx, event).await?;
             Outcome::Applied
         };
-        advance(&mut tx, &self.config.source, position).await?;
+        if self.stores_cursor {
+            advance(&mut tx, &self.config.source, position).await?;
+        }
         tx.commit().await?;
         if outcome == Outcome::Applied {
             // Applied, not yet acknowledged (JetStream) nor followed up.
@@ -411,7 +428,9 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         .bind(crate::time::now())
         .execute(&mut *tx)
         .await?;
-        advance(&mut tx, &self.config.source, position).await?;
+        if self.stores_cursor {
+            advance(&mut tx, &self.config.source, position).await?;
+        }
         tx.commit().await?;
         metrics::counter!("events_dead_letters_total", "source" => self.config.source.clone())
             .increment(1);

@@ -10,7 +10,9 @@
 //!
 //! A consuming service reads a producer's stream through one durable pull
 //! consumer named after itself; its replicas share that consumer, so each
-//! event goes to one of them. A message is acknowledged only after the
+//! event goes to one of them. The acks are the consumer's position: no
+//! cursor is stored, and an event it does not want is acknowledged without
+//! a transaction. A message is acknowledged only after the
 //! transaction that applied it (and recorded its id in the inbox)
 //! committed; a failure is negatively acknowledged with a growing delay, so
 //! JetStream redelivers it later while the rest keeps flowing; after the

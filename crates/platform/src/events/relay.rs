@@ -3,12 +3,15 @@
 //!
 //! Positions are assigned to committed, unpositioned events under the
 //! write lock (SQLite's single writer; a PostgreSQL advisory lock), so two
-//! replicas' relays never hand out the same position. Positioned events are
-//! then given to the [`Publisher`] in position order and marked published
-//! once it succeeds; a failure is retried on the next pass with the error
-//! recorded. Feed readers waiting for news are woken through a watch
-//! channel. `outbox_unpublished` and `outbox_oldest_unpublished_seconds`
-//! say how far behind the transport is.
+//! replicas' relays never hand out the same position. Where the outbox is
+//! the feed, positioning is publishing. Otherwise the [`Publisher`] gets
+//! the events in position order and they are marked published once it
+//! has them: on PostgreSQL in the very transaction that positions them
+//! (committed only after the hand-over), on SQLite in a pass of its own. A
+//! failure is retried on the next pass with the error recorded. Feed
+//! readers waiting for news are woken through a watch channel.
+//! `outbox_unpublished` and `outbox_oldest_unpublished_seconds` say how far
+//! behind the transport is.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,10 +85,9 @@ impl Outbox {
         let outbox = self.clone();
         let (stop, mut stopping) = watch::channel(false);
         let task = tokio::spawn(async move {
-            if !outbox.publisher.hands_over()
-                && let Err(e) = outbox.mark_fed_published().await
-            {
-                tracing::warn!(error = %e, "cannot mark the feed's earlier events published");
+            if let Err(e) = outbox.settle_earlier_passes().await {
+                tracing::warn!(error = %format!("{e:#}"), transport = outbox.publisher.name(),
+                    "cannot settle the outbox's earlier positioned events; the relay goes on");
             }
             // After a failure the relay waits longer each time (jittered,
             // up to MAX_BACKOFF), so a dead transport or database is not
@@ -94,28 +96,26 @@ impl Outbox {
             // A stop is heeded only between passes: a batch handed to the
             // transport is always marked published before the relay ends.
             while !*stopping.borrow() {
-                let positioned = outbox.relay_once().await;
-                if let Err(e) = &positioned {
-                    tracing::warn!(error = %e, "outbox relay failed; retrying");
-                }
-                let published = if outbox.publisher.hands_over() {
-                    outbox.publish_once().await
-                } else {
-                    Ok(0)
-                };
-                if let Err(e) = &published {
-                    tracing::warn!(error = %format!("{e:#}"), transport = outbox.publisher.name(),
-                        "publishing outbox events failed; retrying");
-                }
-                let wait = if positioned.is_ok() && published.is_ok() {
-                    backoff = TICK;
-                    TICK
-                } else {
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+                // Every commit announced so far is visible to this pass:
+                // take the announcements with it, so they do not start an
+                // empty pass after it (each commit notifies, and under load
+                // many land while a pass runs that it takes along).
+                let _ = futures_util::FutureExt::now_or_never(outbox.wake.notified());
+                let passed = outbox.relay_once().await;
+                let wait = match &passed {
+                    Ok(_) => {
+                        backoff = TICK;
+                        TICK
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), transport = outbox.publisher.name(),
+                            "outbox relay failed; retrying");
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+                    }
                 };
                 tokio::select! {
-                    () = outbox.wake.notified(), if positioned.is_ok() && published.is_ok() => {
+                    () = outbox.wake.notified(), if passed.is_ok() => {
                         // Let the commits right behind this one join the
                         // pass: under load one pass carries many events.
                         tokio::time::sleep(LINGER).await;
@@ -128,31 +128,46 @@ impl Outbox {
         Relay { task, stop }
     }
 
-    /// Positions every committed, unpositioned event; returns the head.
-    /// Where the transport takes nothing over (the feed), positioning is
-    /// publishing: the same statement marks them published.
-    pub async fn relay_once(&self) -> Result<i64, sqlx::Error> {
+    /// One pass: positions every committed, unpositioned event (up to a
+    /// batch) and, where the transport takes events over, hands them to it;
+    /// returns the head. Fails if the transport refused the batch (the
+    /// failure is recorded on its events, and the next pass tries again).
+    ///
+    /// - The feed: positioning is publishing, one statement marks both.
+    /// - Another transport on PostgreSQL: one transaction under the relay's
+    ///   advisory lock positions the batch, marks it published, hands it
+    ///   over, and commits only once the transport has it. Replicas take
+    ///   turns, so the transport gets events in position order; a failure
+    ///   or a crash before the commit leaves them unpositioned, and the
+    ///   batch goes out again (the transport drops what it had by event id).
+    /// - Another transport on SQLite: the positioning statement, then a
+    ///   publishing pass ([`Outbox::publish_once`]); the file's one
+    ///   connection is never held while the transport answers.
+    pub async fn relay_once(&self) -> anyhow::Result<i64> {
         let hands_over = self.publisher.hands_over();
-        let position = if hands_over {
-            sqlx::query_scalar(POSITION)
-        } else {
-            sqlx::query_scalar(POSITION_AND_PUBLISH).bind(crate::time::now())
-        };
         let postgres = Backend::of(&self.db) == Backend::Postgres;
-        let positioned: Vec<i64> = if postgres {
-            // Replicas' relays take turns under an advisory lock.
-            let mut tx = crate::db::begin_write(&self.db).await?;
-            sqlx::query("SELECT pg_advisory_xact_lock(727274)")
-                .execute(&mut *tx)
-                .await?;
-            let positioned = position.fetch_all(&mut *tx).await?;
-            tx.commit().await?;
-            positioned
-        } else {
+        let positioned: Vec<i64> = match (postgres, hands_over) {
+            (true, true) => self.position_and_hand_over().await?,
+            (true, false) => {
+                let mut tx = crate::db::begin_write(&self.db).await?;
+                sqlx::query(LOCK).execute(&mut *tx).await?;
+                let positioned = sqlx::query_scalar(POSITION_AND_PUBLISH)
+                    .bind(crate::time::now())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                positioned
+            }
             // SQLite has one writer and only this process positions its
             // file: the statement is the whole pass, its own transaction
             // (four hand-offs to the connection's thread were one).
-            position.fetch_all(&self.db).await?
+            (false, false) => {
+                sqlx::query_scalar(POSITION_AND_PUBLISH)
+                    .bind(crate::time::now())
+                    .fetch_all(&self.db)
+                    .await?
+            }
+            (false, true) => sqlx::query_scalar(POSITION).fetch_all(&self.db).await?,
         };
         // Nothing positioned: on SQLite the head is where this process
         // left it; on PostgreSQL another replica may have moved it.
@@ -167,6 +182,9 @@ impl Outbox {
             // next look.
             crate::failpoint::hit("relay.published");
         }
+        if hands_over && !postgres {
+            self.publish_once().await?;
+        }
         if !positioned.is_empty() {
             metrics::counter!("outbox_events_relayed_total").increment(positioned.len() as u64);
             // More may be waiting beyond this batch.
@@ -174,7 +192,7 @@ impl Outbox {
                 self.notify();
             }
         }
-        if !hands_over {
+        if !hands_over || postgres {
             // What waits is what the next pass positions: nothing, unless
             // this batch was full.
             metrics::gauge!("outbox_unpublished").set(if positioned.len() == BATCH {
@@ -196,6 +214,74 @@ impl Outbox {
 }
 
 impl Outbox {
+    /// Before the first pass: settles what an earlier relay positioned
+    /// but left unpublished. Where the outbox is the feed, such events are
+    /// served already and are only marked; elsewhere they are handed to the
+    /// transport.
+    async fn settle_earlier_passes(&self) -> anyhow::Result<()> {
+        if !self.publisher.hands_over() {
+            return Ok(self.mark_fed_published().await?);
+        }
+        while self.publish_once().await? == BATCH {}
+        Ok(())
+    }
+
+    /// On PostgreSQL with a transport that takes events over: the batch
+    /// positioned, marked published and handed over in one transaction
+    /// under the relay's lock, committed once the transport has it (see
+    /// [`Outbox::relay_once`]). Four round trips to the database per pass
+    /// (`BEGIN`, the lock, the statement, `COMMIT`), where a positioning
+    /// transaction and then a publishing one took nine.
+    async fn position_and_hand_over(&self) -> anyhow::Result<Vec<i64>> {
+        let mut tx = crate::db::begin_write(&self.db).await?;
+        sqlx::query(LOCK).execute(&mut *tx).await?;
+        let mut batch: Vec<(i64, String, String)> = sqlx::query_as(POSITION_AND_HAND_OVER)
+            .bind(crate::time::now())
+            .fetch_all(&mut *tx)
+            .await?;
+        if batch.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        // RETURNING answers in no particular order.
+        batch.sort_unstable_by_key(|(position, _, _)| *position);
+        let entries = batch
+            .iter()
+            .map(|(position, _, json)| entry(*position, json))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        match self.publisher.publish(&entries).await {
+            Ok(()) => {
+                // Handed over, not committed: the batch goes out again
+                // (the transport drops it by event id).
+                crate::failpoint::hit("relay.published");
+                tx.commit().await?;
+                Ok(entries.iter().map(|e| e.position).collect())
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                // The batch is the oldest unpositioned events: its ids
+                // bound it.
+                let ids = batch.iter().map(|(_, id, _)| id.as_str());
+                let (first, last) = (ids.clone().min(), ids.max());
+                self.record_refusal(
+                    sqlx::query(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = $1 \
+                         WHERE position IS NULL AND id >= $2 AND id <= $3",
+                    )
+                    .bind(format!("{e:#}"))
+                    .bind(first)
+                    .bind(last),
+                )
+                .await?;
+                if let Ok((pending, oldest)) = backlog(&self.db).await {
+                    metrics::gauge!("outbox_unpublished").set(pending as f64);
+                    metrics::gauge!("outbox_oldest_unpublished_seconds").set(oldest.unwrap_or(0.0));
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// On the feed, marks published what has a position but was not
     /// marked: left by a relay that published in a pass of its own (an
     /// earlier version, or one stopped between its two passes). Served by
@@ -212,7 +298,8 @@ impl Outbox {
     }
 
     /// Hands positioned, unpublished events to the publisher, in position
-    /// order, and marks them published; returns how many.
+    /// order, and marks them published; returns how many. The publishing
+    /// pass on SQLite; on PostgreSQL it settles what an earlier relay left.
     pub async fn publish_once(&self) -> anyhow::Result<usize> {
         // Replicas on PostgreSQL take turns: one publishes a batch while the
         // others skip their pass (the lock goes with the transaction, which
@@ -247,14 +334,7 @@ impl Outbox {
         }
         let entries = rows
             .iter()
-            .map(|(position, json, _)| {
-                serde_json::from_str::<CloudEvent>(json)
-                    .map(|event| FeedEntry {
-                        position: *position,
-                        event,
-                    })
-                    .map_err(|e| anyhow::anyhow!("outbox event {position} is not an event: {e}"))
-            })
+            .map(|(position, json, _)| entry(*position, json))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let (first, last) = (entries[0].position, entries[entries.len() - 1].position);
         match self.publisher.publish(&entries).await {
@@ -273,31 +353,53 @@ impl Outbox {
                 Ok(entries.len())
             }
             Err(e) => {
-                sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1 \
-                     WHERE position >= $2 AND position <= $3",
+                self.record_refusal(
+                    sqlx::query(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = $1 \
+                         WHERE position >= $2 AND position <= $3",
+                    )
+                    .bind(format!("{e:#}"))
+                    .bind(first)
+                    .bind(last),
                 )
-                .bind(format!("{e:#}"))
-                .bind(first)
-                .bind(last)
-                .execute(&self.db)
                 .await?;
-                metrics::counter!("outbox_publish_failures_total", "transport" => self.publisher.name()).increment(1);
                 Err(e)
             }
         }
     }
+
+    /// Records that the transport refused a batch: `on_its_events` counts
+    /// the attempt and keeps the error on each of the batch's events.
+    async fn record_refusal(
+        &self,
+        on_its_events: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<(), sqlx::Error> {
+        on_its_events.execute(&self.db).await?;
+        metrics::counter!("outbox_publish_failures_total", "transport" => self.publisher.name())
+            .increment(1);
+        Ok(())
+    }
 }
+
+/// The outbox event stored as `json`, at `position` in the feed.
+fn entry(position: i64, json: &str) -> anyhow::Result<FeedEntry> {
+    serde_json::from_str::<CloudEvent>(json)
+        .map(|event| FeedEntry { position, event })
+        .map_err(|e| anyhow::anyhow!("outbox event {position} is not an event: {e}"))
+}
+
+/// On PostgreSQL, replicas' relays take turns under this lock.
+const LOCK: &str = "SELECT pg_advisory_xact_lock(727274)";
 
 /// The next positions after the head, in the events' id (time) order, for
 /// a batch of unpositioned events: the whole batch in one statement (a
 /// statement is a round trip to the database; one per event was most of a
 /// pass). The head is read by the statement itself: an uncorrelated
 /// subquery is evaluated once, before any row changes, on both databases.
-/// The second also marks them published at `$1`, where positioning is
-/// publishing.
+/// The others also mark them published at `$1`: where positioning is
+/// publishing, or in the transaction that hands them over.
 macro_rules! position {
-    ($also:literal) => {
+    ($also:literal, $returning:literal) => {
         concat!(
             "UPDATE outbox SET position = (",
             head!(),
@@ -305,12 +407,14 @@ macro_rules! position {
             $also,
             " FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM \
                (SELECT id FROM outbox WHERE position IS NULL ORDER BY id LIMIT 500) AS next) AS batch \
-             WHERE outbox.id = batch.id RETURNING outbox.position"
+             WHERE outbox.id = batch.id RETURNING outbox.position",
+            $returning
         )
     };
 }
-const POSITION: &str = position!("");
-const POSITION_AND_PUBLISH: &str = position!(", published_at = $1");
+const POSITION: &str = position!("", "");
+const POSITION_AND_PUBLISH: &str = position!(", published_at = $1", "");
+const POSITION_AND_HAND_OVER: &str = position!(", published_at = $1", ", outbox.id, outbox.event");
 
 /// The next events to publish, in feed order. Both this and [`BACKLOG`]
 /// read only the index of unpublished events (`indexes.sql`): the outbox

@@ -538,11 +538,20 @@ async fn a_waiting_reader_does_not_hold_up_a_shutdown() {
     );
 }
 
-/// A transport that fails until told otherwise, and remembers what it got.
+/// A transport that fails until told otherwise (or takes a batch and then
+/// never answers), and remembers what it got.
 #[derive(Default)]
 struct Flaky {
     failing: std::sync::atomic::AtomicBool,
-    got: std::sync::Mutex<Vec<i64>>,
+    hanging: std::sync::atomic::AtomicBool,
+    got: std::sync::Mutex<Vec<(i64, String)>>,
+}
+
+impl Flaky {
+    fn positions(&self) -> Vec<i64> {
+        let got = self.got.lock().expect("lock");
+        got.iter().map(|(position, _)| *position).collect()
+    }
 }
 
 impl super::transport::Publisher for Flaky {
@@ -555,7 +564,10 @@ impl super::transport::Publisher for Flaky {
             self.got
                 .lock()
                 .expect("lock")
-                .extend(entries.iter().map(|e| e.position));
+                .extend(entries.iter().map(|e| (e.position, e.event.id.clone())));
+            if self.hanging.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             Ok(())
         })
     }
@@ -565,38 +577,147 @@ impl super::transport::Publisher for Flaky {
     }
 }
 
+/// One event as the outbox holds it.
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    position: Option<i64>,
+    published_at: Option<String>,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+/// What the outbox holds, in id order.
+async fn outbox_rows(db: &Db) -> Vec<OutboxRow> {
+    sqlx::query_as("SELECT position, published_at, attempts, last_error FROM outbox ORDER BY id")
+        .fetch_all(db)
+        .await
+        .expect("reads")
+}
+
+/// Each event's position and whether it is marked published, in id order.
+async fn positions_published(db: &Db) -> Vec<(Option<i64>, bool)> {
+    outbox_rows(db)
+        .await
+        .into_iter()
+        .map(|r| (r.position, r.published_at.is_some()))
+        .collect()
+}
+
 #[tokio::test]
 async fn the_relay_hands_events_to_the_transport_in_order_and_retries_failures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = database(&dir, "kitchen").await;
+    relay_retries_failures_in_order(&db).await;
+}
+
+/// A refused batch is recorded on its events (the pass fails) and handed
+/// over again, in position order, with what came after it.
+async fn relay_retries_failures_in_order(db: &Db) {
     let flaky = Arc::new(Flaky::default());
     flaky.failing.store(true, Ordering::SeqCst);
     let outbox = Outbox::with_publisher(db.clone(), flaky.clone());
     for dish in ["soup", "bread"] {
-        cook(&db, &outbox, dish).await;
+        cook(db, &outbox, dish).await;
     }
-    outbox.relay_once().await.expect("positions");
-    assert!(outbox.publish_once().await.is_err());
-    let (attempts, error): (i64, Option<String>) =
-        sqlx::query_as("SELECT attempts, last_error FROM outbox WHERE position = 1")
-            .fetch_one(&db)
-            .await
-            .expect("reads");
-    assert_eq!(attempts, 1);
-    assert!(error.expect("recorded").contains("broker unreachable"));
+    let refused = outbox
+        .relay_once()
+        .await
+        .expect_err("the transport refuses");
+    assert!(format!("{refused:#}").contains("broker unreachable"));
+    for row in outbox_rows(db).await {
+        assert!(row.published_at.is_none());
+        assert_eq!(row.attempts, 1);
+        let error = row.last_error.expect("recorded");
+        assert!(error.contains("broker unreachable"));
+    }
 
     flaky.failing.store(false, Ordering::SeqCst);
-    cook(&db, &outbox, "cake").await;
-    outbox.relay_once().await.expect("positions");
-    assert_eq!(outbox.publish_once().await.expect("publishes"), 3);
-    assert_eq!(*flaky.got.lock().expect("lock"), [1, 2, 3]);
+    cook(db, &outbox, "cake").await;
+    assert_eq!(outbox.relay_once().await.expect("hands over"), 3);
+    assert_eq!(flaky.positions(), [1, 2, 3]);
     assert_eq!(outbox.publish_once().await.expect("nothing left"), 0);
-    let unpublished: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&db)
+    assert_eq!(
+        positions_published(db).await,
+        [(Some(1), true), (Some(2), true), (Some(3), true)]
+    );
+}
+
+/// A PostgreSQL database for the tests of PostgreSQL's own paths, with
+/// [`crate::testing::TEST_POSTGRES_ENV`] set; `None` (the test skips) without.
+async fn postgres(dir: &tempfile::TempDir, name: &str) -> Option<Db> {
+    if std::env::var(crate::testing::TEST_POSTGRES_ENV).map_or(true, |v| v.is_empty()) {
+        eprintln!(
+            "skipped: set {}=postgres://postgres@127.0.0.1:5432 to run the PostgreSQL tests",
+            crate::testing::TEST_POSTGRES_ENV
+        );
+        return None;
+    }
+    let url = crate::testing::test_database_url(dir.path(), name);
+    Some(
+        db::connect(&url, &[CONSUMER_TABLES, MIGRATION, INDEXES_MIGRATION])
             .await
-            .expect("reads");
-    assert_eq!(unpublished, 0);
+            .expect("connects"),
+    )
+}
+
+#[tokio::test]
+async fn on_postgres_the_relay_hands_a_batch_over_in_the_transaction_that_positions_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(db) = postgres(&dir, "kitchen").await else {
+        return;
+    };
+    relay_retries_failures_in_order(&db).await;
+    // A refused batch was never positioned: its transaction rolled back.
+    let flaky = Arc::new(Flaky::default());
+    let outbox = Outbox::with_publisher(db.clone(), flaky.clone());
+
+    // A relay that dies after the hand-over, before its commit: the batch
+    // stays unpositioned and goes out again, the same events at the same
+    // positions, and the transport drops the copies by event id.
+    for dish in ["tea", "jam"] {
+        cook(&db, &outbox, dish).await;
+    }
+    flaky.hanging.store(true, Ordering::SeqCst);
+    let died = tokio::time::timeout(Duration::from_millis(500), outbox.relay_once()).await;
+    assert!(died.is_err(), "the pass hangs in the hand-over");
+    let first = flaky.got.lock().expect("lock").clone();
+    assert_eq!(first.iter().map(|(p, _)| *p).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(
+        positions_published(&db).await[3..],
+        [(None, false), (None, false)],
+        "nothing committed"
+    );
+
+    flaky.hanging.store(false, Ordering::SeqCst);
+    flaky.got.lock().expect("lock").clear();
+    assert_eq!(outbox.relay_once().await.expect("hands over"), 5);
+    assert_eq!(*flaky.got.lock().expect("lock"), first);
+    assert!(positions_published(&db).await.iter().all(|r| r.1));
+}
+
+#[tokio::test]
+async fn on_postgres_replicas_relays_hand_events_over_once_each_in_position_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(db) = postgres(&dir, "kitchen").await else {
+        return;
+    };
+    let flaky = Arc::new(Flaky::default());
+    let replicas = [
+        Outbox::with_publisher(db.clone(), flaky.clone()),
+        Outbox::with_publisher(db.clone(), flaky.clone()),
+    ];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (db, outbox) = (db.clone(), replicas[i % 2].clone());
+        tasks.spawn(async move {
+            cook(&db, &outbox, &format!("dish {i}")).await;
+            outbox.relay_once().await.expect("relays");
+        });
+    }
+    tasks.join_all().await;
+    replicas[0].relay_once().await.expect("relays");
+    assert_eq!(flaky.positions(), (1..=40).collect::<Vec<i64>>());
+    assert!(positions_published(&db).await.iter().all(|r| r.1));
 }
 
 /// Eats everything, poison too once it is allowed.
@@ -767,8 +888,8 @@ async fn on_nats_events_are_published_once_and_poison_is_parked_then_redriven_on
     for dish in ["soup", "poison", "cake"] {
         cook(&producer, &outbox, dish).await;
     }
-    outbox.relay_once().await.expect("relays");
-    assert_eq!(outbox.publish_once().await.expect("publishes"), 3);
+    clean(&producer, &outbox, "grill").await;
+    assert_eq!(outbox.relay_once().await.expect("hands over"), 4);
 
     // A relay that crashed before marking its batch publishes it again: the
     // stream keeps one copy of each event (Nats-Msg-Id).
@@ -788,7 +909,7 @@ async fn on_nats_events_are_published_once_and_poison_is_parked_then_redriven_on
         .await
         .expect("publishes again");
     let mut stream = kitchen.ensure_stream("kitchen").await.expect("stream");
-    assert_eq!(stream.info().await.expect("info").state.messages, 3);
+    assert_eq!(stream.info().await.expect("info").state.messages, 4);
     assert_eq!(
         stream.cached_info().config.subjects,
         [format!("{prefix}.kitchen.>")]
@@ -843,6 +964,15 @@ async fn on_nats_events_are_published_once_and_poison_is_parked_then_redriven_on
             == 0)
         .await
     );
+    // On JetStream the acks are the consumer's position: the event it does
+    // not want was acked without a transaction, and no cursor is stored.
+    let (cursors, inbox): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM consumer_cursors), (SELECT COUNT(*) FROM inbox)",
+    )
+    .fetch_one(&diner)
+    .await
+    .expect("reads");
+    assert_eq!((cursors, inbox), (0, 2));
 
     // After the fix a redrive applies it exactly once.
     poison_ok.store(true, Ordering::SeqCst);
@@ -941,8 +1071,7 @@ async fn on_nats_what_a_crashed_consumer_held_is_delivered_again_after_the_ack_w
     for dish in ["soup", "cake"] {
         cook(&producer, &outbox, dish).await;
     }
-    outbox.relay_once().await.expect("relays");
-    assert_eq!(outbox.publish_once().await.expect("publishes"), 2);
+    assert_eq!(outbox.relay_once().await.expect("hands over"), 2);
 
     // The first replica takes the batch under the 30 s NATS default, and
     // crashes holding it.
