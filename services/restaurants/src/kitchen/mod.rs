@@ -83,8 +83,10 @@ async fn reserve(
     v.extend(contracts::kitchen::line_errors(&req.items));
     v.finish()?;
     match store::reserve(&state.db, order, &req).await {
-        Ok(reservation) => {
-            state.outbox.notify();
+        Ok((reservation, announced)) => {
+            if announced {
+                state.outbox.notify();
+            }
             Ok(Json(reservation))
         }
         Err(ReserveError::Unavailable(why)) => {

@@ -130,12 +130,14 @@ struct StockRow {
 }
 
 /// Prices `request` and reserves its stock for `order`, atomically; a
-/// repeat of the same request answers the first reservation.
+/// repeat of the same request answers the first reservation. Also answers
+/// whether it wrote an event (a stock count changed on the restaurant's
+/// page): only then has the relay anything to do.
 pub(crate) async fn reserve(
     db: &Db,
     order: OrderId,
     request: &ReserveRequest,
-) -> Result<Reservation, ReserveError> {
+) -> Result<(Reservation, bool), ReserveError> {
     let request_json = serde_json::to_string(request).expect("a request always serialises");
     let mut tx = platform::db::begin_write(db).await?;
     let now = platform::time::now();
@@ -160,7 +162,7 @@ pub(crate) async fn reserve(
             drop(tx);
             let mut conn = db.acquire().await?;
             return match reservation(&mut conn, order).await? {
-                Some((stored, existing)) if stored == request_json => Ok(existing),
+                Some((stored, existing)) if stored == request_json => Ok((existing, false)),
                 _ => Err(ReserveError::Conflict(order)),
             };
         }
@@ -261,7 +263,7 @@ pub(crate) async fn reserve(
         .map(|(_, r)| r)
         .ok_or_else(|| sqlx::Error::RowNotFound)?;
     tx.commit().await?;
-    Ok(reservation)
+    Ok((reservation, counted))
 }
 
 /// Gives the stock of `order` back; repeating it (or releasing an order
