@@ -4,9 +4,38 @@
 //! demo owner's restaurants if they have none), so it is safe on every start
 //! and never duplicates data.
 
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, bail};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+/// How long seeding waits out a 503. The gateway fails fast while its
+/// breaker to a service is open, and calls made while `up` was starting
+/// (a browser, a script polling the gateway) open it for a second.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Sends `request`, again after a pause while it is answered 503, for up to
+/// [`PATIENCE`]; the first other answer, or the last 503. A 503 was not
+/// acted on (the gateway did not forward it, or the service refused it
+/// before its transaction), so sending it again creates nothing twice.
+async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let attempt = request
+            .try_clone()
+            .context("a seeding request can be sent again")?;
+        let response = attempt.send().await?;
+        if response.status() != StatusCode::SERVICE_UNAVAILABLE
+            || started.elapsed() + pause > PATIENCE
+        {
+            return Ok(response);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
 
 /// The password of every demo account.
 pub(crate) const DEMO_PASSWORD: &str = "feastfast";
@@ -170,10 +199,10 @@ const RESTAURANTS: &[DemoRestaurant] = &[
 pub(crate) async fn ensure_demo_data(gateway: &str) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     for (role, email, name) in DEMO_ACCOUNTS {
-        let r = client
-            .post(format!("{gateway}/api/v1/auth/register"))
-            .json(&json!({"email": email, "password": DEMO_PASSWORD, "name": name, "role": role}))
-            .send()
+        let r =
+            send(client.post(format!("{gateway}/api/v1/auth/register")).json(
+                &json!({"email": email, "password": DEMO_PASSWORD, "name": name, "role": role}),
+            ))
             .await?;
         match r.status() {
             StatusCode::CREATED | StatusCode::CONFLICT => {}
@@ -182,14 +211,15 @@ pub(crate) async fn ensure_demo_data(gateway: &str) -> anyhow::Result<()> {
     }
 
     let token = login(&client, gateway, "owner@feastfast.test").await?;
-    let mine: Value = client
-        .get(format!("{gateway}/api/v1/restaurants/mine"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let mine: Value = send(
+        client
+            .get(format!("{gateway}/api/v1/restaurants/mine"))
+            .bearer_auth(&token),
+    )
+    .await?
+    .error_for_status()?
+    .json()
+    .await?;
     if mine["items"]
         .as_array()
         .is_some_and(|items| !items.is_empty())
@@ -197,46 +227,49 @@ pub(crate) async fn ensure_demo_data(gateway: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     for r in RESTAURANTS {
-        let created: Value = client
-            .post(format!("{gateway}/api/v1/restaurants"))
-            .bearer_auth(&token)
-            .json(&json!({
-                "name": r.name, "cuisine": r.cuisine, "address": r.address,
-                "location": {"lat": r.lat, "lng": r.lng}, "auto_accept": r.auto_accept,
-            }))
-            .send()
-            .await?
-            .error_for_status()
-            .with_context(|| format!("creating {}", r.name))?
-            .json()
-            .await?;
+        let created: Value = send(
+            client
+                .post(format!("{gateway}/api/v1/restaurants"))
+                .bearer_auth(&token)
+                .json(&json!({
+                    "name": r.name, "cuisine": r.cuisine, "address": r.address,
+                    "location": {"lat": r.lat, "lng": r.lng}, "auto_accept": r.auto_accept,
+                })),
+        )
+        .await?
+        .error_for_status()
+        .with_context(|| format!("creating {}", r.name))?
+        .json()
+        .await?;
         let id = created["id"]
             .as_str()
             .context("a created restaurant has an id")?;
         for (name, description, price) in r.menu {
-            client
-                .post(format!("{gateway}/api/v1/restaurants/{id}/menu"))
-                .bearer_auth(&token)
-                .json(&json!({"name": name, "description": description, "price_cents": price}))
-                .send()
-                .await?
-                .error_for_status()
-                .with_context(|| format!("adding {name} to {}", r.name))?;
+            send(
+                client
+                    .post(format!("{gateway}/api/v1/restaurants/{id}/menu"))
+                    .bearer_auth(&token)
+                    .json(&json!({"name": name, "description": description, "price_cents": price})),
+            )
+            .await?
+            .error_for_status()
+            .with_context(|| format!("adding {name} to {}", r.name))?;
         }
     }
     Ok(())
 }
 
 async fn login(client: &reqwest::Client, gateway: &str, email: &str) -> anyhow::Result<String> {
-    let body: Value = client
-        .post(format!("{gateway}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": DEMO_PASSWORD}))
-        .send()
-        .await?
-        .error_for_status()
-        .with_context(|| format!("logging in as {email}"))?
-        .json()
-        .await?;
+    let body: Value = send(
+        client
+            .post(format!("{gateway}/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": DEMO_PASSWORD})),
+    )
+    .await?
+    .error_for_status()
+    .with_context(|| format!("logging in as {email}"))?
+    .json()
+    .await?;
     body["access_token"]
         .as_str()
         .map(str::to_owned)
@@ -247,5 +280,64 @@ pub(crate) fn print_logins() {
     println!("Demo logins (password: {DEMO_PASSWORD}):");
     for (role, email, _) in DEMO_ACCOUNTS {
         println!("  {role:<17} {email}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::http::StatusCode as Status;
+
+    use super::*;
+
+    /// A gateway that answers 503 to the first `unavailable` calls, then
+    /// 201; and how many calls it had.
+    async fn gateway(unavailable: u32) -> (String, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counted = calls.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move || {
+                let calls = counted.clone();
+                async move {
+                    if calls.fetch_add(1, Ordering::SeqCst) < unavailable {
+                        Status::SERVICE_UNAVAILABLE
+                    } else {
+                        Status::CREATED
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, calls)
+    }
+
+    #[tokio::test]
+    async fn seeding_waits_out_a_gateway_that_answers_503_for_a_moment() {
+        let (url, calls) = gateway(2).await;
+        let client = reqwest::Client::new();
+        let answer = send(client.post(&url).json(&json!({"name": "x"})))
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), StatusCode::CREATED);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn seeding_gives_up_on_a_503_that_outlasts_its_patience() {
+        let (url, calls) = gateway(u32::MAX).await;
+        let started = Instant::now();
+        let answer = send(reqwest::Client::new().post(&url))
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() <= PATIENCE + Duration::from_secs(1));
+        assert!(calls.load(Ordering::SeqCst) > 3);
     }
 }
