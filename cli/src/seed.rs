@@ -16,9 +16,11 @@ use serde_json::{Value, json};
 const PATIENCE: Duration = Duration::from_secs(5);
 
 /// Sends `request`, again after a pause while it is answered 503, for up to
-/// [`PATIENCE`]; the first other answer, or the last 503. A 503 was not
-/// acted on (the gateway did not forward it, or the service refused it
-/// before its transaction), so sending it again creates nothing twice.
+/// [`PATIENCE`]; the first other answer, or the last 503. Only for requests
+/// that are safe to repeat (a sign-in, a read, a registration that answers
+/// 409 once done): a 503 may come from a service that acted on the request
+/// and failed to answer. Creations are sent once, after the owner's
+/// restaurants were read, which closes any breaker on the way.
 async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
@@ -227,33 +229,31 @@ pub(crate) async fn ensure_demo_data(gateway: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     for r in RESTAURANTS {
-        let created: Value = send(
-            client
-                .post(format!("{gateway}/api/v1/restaurants"))
-                .bearer_auth(&token)
-                .json(&json!({
-                    "name": r.name, "cuisine": r.cuisine, "address": r.address,
-                    "location": {"lat": r.lat, "lng": r.lng}, "auto_accept": r.auto_accept,
-                })),
-        )
-        .await?
-        .error_for_status()
-        .with_context(|| format!("creating {}", r.name))?
-        .json()
-        .await?;
+        let created: Value = client
+            .post(format!("{gateway}/api/v1/restaurants"))
+            .bearer_auth(&token)
+            .json(&json!({
+                "name": r.name, "cuisine": r.cuisine, "address": r.address,
+                "location": {"lat": r.lat, "lng": r.lng}, "auto_accept": r.auto_accept,
+            }))
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("creating {}", r.name))?
+            .json()
+            .await?;
         let id = created["id"]
             .as_str()
             .context("a created restaurant has an id")?;
         for (name, description, price) in r.menu {
-            send(
-                client
-                    .post(format!("{gateway}/api/v1/restaurants/{id}/menu"))
-                    .bearer_auth(&token)
-                    .json(&json!({"name": name, "description": description, "price_cents": price})),
-            )
-            .await?
-            .error_for_status()
-            .with_context(|| format!("adding {name} to {}", r.name))?;
+            client
+                .post(format!("{gateway}/api/v1/restaurants/{id}/menu"))
+                .bearer_auth(&token)
+                .json(&json!({"name": name, "description": description, "price_cents": price}))
+                .send()
+                .await?
+                .error_for_status()
+                .with_context(|| format!("adding {name} to {}", r.name))?;
         }
     }
     Ok(())

@@ -379,7 +379,8 @@ impl<H: Handler, S: Source> Consumer<H, S> {
         .increment(1);
     }
 
-    /// Applies one event exactly once, advancing the cursor with it.
+    /// Applies one event exactly once, advancing the stored cursor with it
+    /// (where one is stored).
     pub async fn apply(&self, position: i64, event: &CloudEvent) -> anyhow::Result<Outcome> {
         let wanted = self.handler.wants(&event.kind);
         if !wanted && !self.stores_cursor {

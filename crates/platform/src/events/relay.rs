@@ -85,9 +85,10 @@ impl Outbox {
         let outbox = self.clone();
         let (stop, mut stopping) = watch::channel(false);
         let task = tokio::spawn(async move {
-            if let Err(e) = outbox.settle_earlier_passes().await {
-                tracing::warn!(error = %format!("{e:#}"), transport = outbox.publisher.name(),
-                    "cannot settle the outbox's earlier positioned events; the relay goes on");
+            if !outbox.publisher.hands_over()
+                && let Err(e) = outbox.mark_fed_published().await
+            {
+                tracing::warn!(error = %e, "cannot mark the feed's earlier events published");
             }
             // After a failure the relay waits longer each time (jittered,
             // up to MAX_BACKOFF), so a dead transport or database is not
@@ -138,8 +139,11 @@ impl Outbox {
     ///   advisory lock positions the batch, marks it published, hands it
     ///   over, and commits only once the transport has it. Replicas take
     ///   turns, so the transport gets events in position order; a failure
-    ///   or a crash before the commit leaves them unpositioned, and the
-    ///   batch goes out again (the transport drops what it had by event id).
+    ///   or a crash before the commit leaves them unpositioned, and they go
+    ///   out again with the same ids (the transport drops what it had by
+    ///   event id), at the same positions unless an event with an earlier
+    ///   id committed meanwhile. Events an earlier version positioned but
+    ///   never published go out first in the same pass.
     /// - Another transport on SQLite: the positioning statement, then a
     ///   publishing pass ([`Outbox::publish_once`]); the file's one
     ///   connection is never held while the transport answers.
@@ -182,20 +186,17 @@ impl Outbox {
             // next look.
             crate::failpoint::hit("relay.published");
         }
-        if hands_over && !postgres {
-            self.publish_once().await?;
-        }
         if !positioned.is_empty() {
             metrics::counter!("outbox_events_relayed_total").increment(positioned.len() as u64);
             // More may be waiting beyond this batch.
-            if positioned.len() == BATCH {
+            if positioned.len() >= BATCH {
                 self.notify();
             }
         }
         if !hands_over || postgres {
             // What waits is what the next pass positions: nothing, unless
             // this batch was full.
-            metrics::gauge!("outbox_unpublished").set(if positioned.len() == BATCH {
+            metrics::gauge!("outbox_unpublished").set(if positioned.len() >= BATCH {
                 BATCH as f64
             } else {
                 0.0
@@ -209,23 +210,16 @@ impl Outbox {
             *h = (*h).max(head);
             changed
         });
+        if hands_over && !postgres {
+            // Positioned and announced; the publishing pass may fail
+            // without holding the head back.
+            self.publish_once().await?;
+        }
         Ok(head)
     }
 }
 
 impl Outbox {
-    /// Before the first pass: settles what an earlier relay positioned
-    /// but left unpublished. Where the outbox is the feed, such events are
-    /// served already and are only marked; elsewhere they are handed to the
-    /// transport.
-    async fn settle_earlier_passes(&self) -> anyhow::Result<()> {
-        if !self.publisher.hands_over() {
-            return Ok(self.mark_fed_published().await?);
-        }
-        while self.publish_once().await? == BATCH {}
-        Ok(())
-    }
-
     /// On PostgreSQL with a transport that takes events over: the batch
     /// positioned, marked published and handed over in one transaction
     /// under the relay's lock, committed once the transport has it (see
@@ -249,7 +243,16 @@ impl Outbox {
             .iter()
             .map(|(position, _, json)| entry(*position, json))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        match self.publisher.publish(&entries).await {
+        // The lock is held while the transport answers: bounded, so a hung
+        // transport cannot hold up every replica's relay.
+        let handed = tokio::time::timeout(HAND_OVER_WITHIN, self.publisher.publish(&entries))
+            .await
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "the transport did not take the batch within {HAND_OVER_WITHIN:?}"
+                ))
+            });
+        match handed {
             Ok(()) => {
                 // Handed over, not committed: the batch goes out again
                 // (the transport drops it by event id).
@@ -258,21 +261,23 @@ impl Outbox {
                 Ok(entries.iter().map(|e| e.position).collect())
             }
             Err(e) => {
-                tx.rollback().await?;
-                // The batch is the oldest unpositioned events: its ids
-                // bound it.
-                let ids = batch.iter().map(|(_, id, _)| id.as_str());
-                let (first, last) = (ids.clone().min(), ids.max());
-                self.record_refusal(
-                    sqlx::query(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = $1 \
-                         WHERE position IS NULL AND id >= $2 AND id <= $3",
-                    )
-                    .bind(format!("{e:#}"))
-                    .bind(first)
-                    .bind(last),
-                )
-                .await?;
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(error = %rollback, "cannot roll back a refused hand-over; the connection drops it");
+                }
+                // The refused batch, by id (its new events are unpositioned
+                // again).
+                let placeholders: Vec<String> =
+                    (2..batch.len() + 2).map(|i| format!("${i}")).collect();
+                let statement = format!(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut refused =
+                    sqlx::query(sqlx::AssertSqlSafe(statement)).bind(format!("{e:#}"));
+                for (_, id, _) in &batch {
+                    refused = refused.bind(id.as_str());
+                }
+                self.record_refusal(refused).await?;
                 if let Ok((pending, oldest)) = backlog(&self.db).await {
                     metrics::gauge!("outbox_unpublished").set(pending as f64);
                     metrics::gauge!("outbox_oldest_unpublished_seconds").set(oldest.unwrap_or(0.0));
@@ -299,7 +304,7 @@ impl Outbox {
 
     /// Hands positioned, unpublished events to the publisher, in position
     /// order, and marks them published; returns how many. The publishing
-    /// pass on SQLite; on PostgreSQL it settles what an earlier relay left.
+    /// pass on SQLite (on PostgreSQL the pass hands over itself).
     pub async fn publish_once(&self) -> anyhow::Result<usize> {
         // Replicas on PostgreSQL take turns: one publishes a batch while the
         // others skip their pass (the lock goes with the transaction, which
@@ -414,7 +419,21 @@ macro_rules! position {
 }
 const POSITION: &str = position!("", "");
 const POSITION_AND_PUBLISH: &str = position!(", published_at = $1", "");
-const POSITION_AND_HAND_OVER: &str = position!(", published_at = $1", ", outbox.id, outbox.event");
+/// PostgreSQL only: the next batch positioned and marked published at `$1`,
+/// and before it what an earlier version positioned but never published
+/// (it published in a pass of its own, and stopped between the two), so
+/// those go out first, in the same pass. Both halves read the same
+/// snapshot and change disjoint rows.
+const POSITION_AND_HAND_OVER: &str = concat!(
+    "WITH leftovers AS (UPDATE outbox SET published_at = $1 WHERE id IN \
+       (SELECT id FROM outbox WHERE position IS NOT NULL AND published_at IS NULL \
+        ORDER BY position LIMIT 500) \
+       RETURNING position, id, event), \
+     fresh AS (",
+    position!(", published_at = $1", ", outbox.id, outbox.event"),
+    ") SELECT position, id, event FROM leftovers \
+     UNION ALL SELECT position, id, event FROM fresh"
+);
 
 /// The next events to publish, in feed order. Both this and [`BACKLOG`]
 /// read only the index of unpublished events (`indexes.sql`): the outbox
@@ -450,6 +469,10 @@ pub struct Relay {
 
 /// The longest a graceful stop waits for the relay's current pass.
 const FINISH_WITHIN: Duration = Duration::from_secs(5);
+/// The longest a pass on PostgreSQL waits for the transport to take a
+/// batch, holding the relay's lock: within [`FINISH_WITHIN`], so a
+/// graceful stop still sees the pass end and record the refusal.
+const HAND_OVER_WITHIN: Duration = Duration::from_secs(4);
 
 impl Relay {
     /// Stops it at once, wherever it is (a batch published but not yet

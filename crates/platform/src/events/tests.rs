@@ -672,8 +672,9 @@ async fn on_postgres_the_relay_hands_a_batch_over_in_the_transaction_that_positi
     let outbox = Outbox::with_publisher(db.clone(), flaky.clone());
 
     // A relay that dies after the hand-over, before its commit: the batch
-    // stays unpositioned and goes out again, the same events at the same
-    // positions, and the transport drops the copies by event id.
+    // stays unpositioned and goes out again, the same events (here, with
+    // nothing committed in between, at the same positions), and the
+    // transport drops the copies by event id.
     for dish in ["tea", "jam"] {
         cook(&db, &outbox, dish).await;
     }
@@ -692,6 +693,38 @@ async fn on_postgres_the_relay_hands_a_batch_over_in_the_transaction_that_positi
     flaky.got.lock().expect("lock").clear();
     assert_eq!(outbox.relay_once().await.expect("hands over"), 5);
     assert_eq!(*flaky.got.lock().expect("lock"), first);
+    assert!(positions_published(&db).await.iter().all(|r| r.1));
+}
+
+#[tokio::test]
+async fn on_postgres_what_an_earlier_relay_left_unpublished_goes_out_once_the_transport_is_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(db) = postgres(&dir, "kitchen").await else {
+        return;
+    };
+    let flaky = Arc::new(Flaky::default());
+    flaky.failing.store(true, Ordering::SeqCst);
+    let outbox = Outbox::with_publisher(db.clone(), flaky.clone());
+    // Positioned by an earlier relay (a version that published in a pass
+    // of its own), never published.
+    cook(&db, &outbox, "soup").await;
+    sqlx::query("UPDATE outbox SET position = 1")
+        .execute(&db)
+        .await
+        .expect("positions");
+    // The relay starts while the transport is away, and keeps trying: each
+    // pass takes the leftover first, then what is new.
+    let relay = outbox.start_relay();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(flaky.positions().is_empty());
+    flaky.failing.store(false, Ordering::SeqCst);
+    cook(&db, &outbox, "bread").await;
+    let both = until(Duration::from_secs(15), async || {
+        flaky.positions() == [1, 2]
+    })
+    .await;
+    relay.finish().await;
+    assert!(both, "handed over: {:?}", flaky.positions());
     assert!(positions_published(&db).await.iter().all(|r| r.1));
 }
 
