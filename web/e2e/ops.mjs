@@ -23,7 +23,12 @@ const edges = await ops.locator('#service-map path.edge').count();
 assert.ok(edges >= 8, `the map shows only ${edges} edges`);
 await shot(ops, 'ops');
 
-await ops.locator('[data-control="kill-delivery"]').click();
+// Each click is seen to reach the API (the table is redrawn every second).
+const [killed] = await Promise.all([
+  ops.waitForResponse((r) => r.url().endsWith('/ops/services/delivery/stop?mode=kill'), { timeout: 30_000 }),
+  ops.locator('[data-control="kill-delivery"]').click(),
+]);
+assert.equal(killed.status(), 200, `the kill answered ${killed.status()}`);
 await until('delivery to be down on the map', async () => (await node('delivery').getAttribute('data-status')) === 'down');
 await ops.locator('[data-control="start-delivery"]').waitFor();
 await shot(ops, 'ops-delivery-killed');
@@ -38,7 +43,11 @@ await shot(customer, 'order-while-delivery-is-down');
 await new Promise((r) => setTimeout(r, 1500));
 assert.equal(await statusOf(customer), 'CONFIRMED');
 
-await ops.locator('[data-control="start-delivery"]').click();
+const [started] = await Promise.all([
+  ops.waitForResponse((r) => r.url().endsWith('/ops/services/delivery/start'), { timeout: 30_000 }),
+  ops.locator('[data-control="start-delivery"]').click(),
+]);
+assert.equal(started.status(), 200, `the start answered ${started.status()}`);
 await until('delivery to be up again', async () => (await node('delivery').getAttribute('data-status')) === 'up');
 const reached = await until('the order to get a courier', async () => {
   const status = await statusOf(customer);

@@ -45,6 +45,8 @@ export async function render(main) {
   let stopped = false;
   let timer = null;
   let overview = null;
+  // The process buttons of each service, kept across redraws (see drawTable).
+  const controls = new Map();
 
   async function poll() {
     try {
@@ -70,7 +72,7 @@ export async function render(main) {
 
   function draw(rates) {
     drawMap(map, overview, rates);
-    drawTable(table, overview, rates, control);
+    drawTable(table, overview, rates, control, controls);
     mount(counts, overview.orders_by_status
       ? ORDER_STATUSES.map((s) => h('li', { class: `count s-${s}`, 'data-status': s },
         h('span', { class: 'n' }, String(overview.orders_by_status[s] ?? 0)), h('span', {}, label(s))))
@@ -175,7 +177,7 @@ function drawMap(map, overview, rates) {
 
 const BREAKER = { 0: 'closed', 1: 'half-open', 2: 'open' };
 
-function drawTable(table, overview, rates, control) {
+function drawTable(table, overview, rates, control, controls) {
   const breakers = overview.services.some((s) => s.metrics?.breakers?.some((b) => b.name === 'client_breaker_state'));
   const head = ['Service', 'Health', 'Version', 'Probe (ms)', 'Req/s', '5xx/s', 'Latency (ms)', 'Outbox (unpublished / oldest s)', 'Consumer lag', 'Dead letters'];
   if (breakers) head.push('Breakers');
@@ -217,11 +219,18 @@ function drawTable(table, overview, rates, control) {
           'aria-label': `${text} ${s.name}`,
           onclick: (e) => act(e.currentTarget, () => control(s.name, CONTROL[action])),
         }, text);
-        cells.push(h('td', {}, h('div', { class: 'buttons nowrap' }, s.name === 'gateway'
-          ? h('span', { class: 'muted small' }, 'serves this page')
-          : s.status === 'down'
-            ? button('start', 'Start', '')
-            : [button('kill', 'Kill', 'danger'), button('stop', 'Stop', 'secondary'), button('restart', 'Restart', 'secondary')])));
+        // The same buttons while the service's state holds: the table is
+        // redrawn every second, and a click whose press and release fall
+        // on either side of a redraw would otherwise reach no button.
+        const key = `${s.name}:${s.status === 'down' ? 'down' : 'up'}`;
+        if (!controls.has(key)) {
+          controls.set(key, h('div', { class: 'buttons nowrap' }, s.name === 'gateway'
+            ? h('span', { class: 'muted small' }, 'serves this page')
+            : s.status === 'down'
+              ? button('start', 'Start', '')
+              : [button('kill', 'Kill', 'danger'), button('stop', 'Stop', 'secondary'), button('restart', 'Restart', 'secondary')]));
+        }
+        cells.push(h('td', {}, controls.get(key)));
       }
       return h('tr', { 'data-service': s.name }, cells);
     })));
