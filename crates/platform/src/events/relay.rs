@@ -304,23 +304,9 @@ impl Outbox {
 
     /// Hands positioned, unpublished events to the publisher, in position
     /// order, and marks them published; returns how many. The publishing
-    /// pass on SQLite (on PostgreSQL the pass hands over itself).
-    pub async fn publish_once(&self) -> anyhow::Result<usize> {
-        // Replicas on PostgreSQL take turns: one publishes a batch while the
-        // others skip their pass (the lock goes with the transaction, which
-        // is only held, never written in).
-        let _turn = if Backend::of(&self.db) == Backend::Postgres {
-            let mut turn = self.db.begin().await?;
-            let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(727275)")
-                .fetch_one(&mut *turn)
-                .await?;
-            if !mine {
-                return Ok(0);
-            }
-            Some(turn)
-        } else {
-            None
-        };
+    /// pass on SQLite, whose one process owns the file (on PostgreSQL the
+    /// positioning transaction hands over itself).
+    pub(crate) async fn publish_once(&self) -> anyhow::Result<usize> {
         let rows: Vec<(i64, String, String)> =
             sqlx::query_as(UNPUBLISHED).fetch_all(&self.db).await?;
         // A batch short of the limit is the whole backlog (but for events
