@@ -32,6 +32,11 @@ pub const DEFAULT_POSTGRES_POOL: u32 = 6;
 /// highest order rate held from 150/s to 275/s.
 const SQLITE_POOL: u32 = 1;
 
+/// A pooled connection idle this long is pinged before it is handed out:
+/// a server restarted meanwhile has dropped it, and the pool then opens a
+/// fresh one instead of failing the caller's statement.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
 /// The most connections to the database at `url` unless
 /// `DATABASE_POOL_MAX` says otherwise.
 pub fn default_pool_max(url: &str) -> u32 {
@@ -75,10 +80,22 @@ pub async fn connect_with(
     let pool = AnyPoolOptions::new()
         .max_connections(pool_max.max(1))
         .min_connections(1)
-        // A SQLite connection is a file handle in this process: pinging it
-        // before each use (a round trip to its thread) only costs. Over a
-        // network, PostgreSQL connections are still checked.
-        .test_before_acquire(!is_sqlite)
+        // A PostgreSQL connection is checked before use only when it has
+        // sat idle a while (`STALE_AFTER`), which is when the server may
+        // have dropped it: checking every one cost a round trip (a
+        // backend's wake-up) per transaction, and a busy service's
+        // connections are back in use within milliseconds. A SQLite
+        // connection is a file handle in this process: never checked.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= STALE_AFTER && conn.backend_name() != "SQLite" {
+                    use sqlx::Connection;
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(|conn, _meta| {
             Box::pin(async move {
