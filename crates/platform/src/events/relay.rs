@@ -379,8 +379,22 @@ fn entry(position: i64, json: &str) -> anyhow::Result<FeedEntry> {
         .map_err(|e| anyhow::anyhow!("outbox event {position} is not an event: {e}"))
 }
 
-/// On PostgreSQL, replicas' relays take turns under this lock.
-const LOCK: &str = "SELECT pg_advisory_xact_lock(727274)";
+/// On PostgreSQL, replicas' relays take turns under this lock, and the
+/// pass's statements reach rows only through plain index scans.
+///
+/// The outbox is a queue there: each event positioned leaves the version
+/// it replaced dead, with its index entries, until a vacuum (which may be
+/// rare, or off), and the table's statistics are those of when it was
+/// small. Left to itself the planner walked the whole table (a hash join
+/// over a sequential scan, planned when it held a few hundred rows) or
+/// every dead version's heap page (a bitmap scan), so each pass cost more
+/// than the last: half of PostgreSQL's time at 40 orders/s after only
+/// 20 s (docs/PERFORMANCE.md, "The outbox is a queue"). A plain index
+/// scan reads what waits, and marks the dead entries it passes so the next
+/// pass skips them. Set for this transaction only, in the lock's own round
+/// trip.
+pub(crate) const LOCK: &str = "SELECT pg_advisory_xact_lock(727274), \
+     set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)";
 
 /// The next positions after the head, in the events' id (time) order, for
 /// a batch of unpositioned events: the whole batch in one statement (a
@@ -410,7 +424,7 @@ const POSITION_AND_PUBLISH: &str = position!(", published_at = $1", "");
 /// (it published in a pass of its own, and stopped between the two), so
 /// those go out first, in the same pass. Both halves read the same
 /// snapshot and change disjoint rows.
-const POSITION_AND_HAND_OVER: &str = concat!(
+pub(crate) const POSITION_AND_HAND_OVER: &str = concat!(
     "WITH leftovers AS (UPDATE outbox SET published_at = $1 WHERE id IN \
        (SELECT id FROM outbox WHERE position IS NOT NULL AND published_at IS NULL \
         ORDER BY position LIMIT 500) \
