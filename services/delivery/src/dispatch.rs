@@ -80,11 +80,14 @@ impl Dispatcher {
 
     /// One round: assigns what the free couriers can take.
     async fn dispatch_once(&self) -> anyhow::Result<Round> {
-        let pending = store::pending(&self.db, BATCH).await?;
-        if pending.is_empty() {
+        // The couriers first: when every one is busy (the usual case under
+        // load, with deliveries piling up), a round reads nothing else,
+        // where it read a batch of pending deliveries to assign none.
+        let mut free = store::free_couriers(&self.db).await?;
+        if free.is_empty() {
             return Ok(Round::default());
         }
-        let mut free = store::free_couriers(&self.db).await?;
+        let pending = store::pending(&self.db, BATCH).await?;
         let mut assigned = 0;
         for delivery in &pending {
             if free.is_empty() {
