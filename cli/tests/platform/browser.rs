@@ -108,15 +108,58 @@ fn scenario(p: &Platform, name: &str, scratch: &Path) {
             );
         }
         Some(s) => panic!(
-            "browser scenario {name} failed ({s}):\n{output}\nplatform output:\n{}\n{}",
+            "browser scenario {name} failed ({s}):\n{output}\nplatform output:\n{}\n{}{}",
             p.output.lock().expect("lock").join("\n"),
-            service_warnings(scratch)
+            service_warnings(scratch),
+            orders_placed_trail(&output, scratch, name)
         ),
         None => panic!(
-            "browser scenario {name} took longer than {SCENARIO_LIMIT:?}:\n{output}\n{}",
-            service_warnings(scratch)
+            "browser scenario {name} took longer than {SCENARIO_LIMIT:?}:\n{output}\n{}{}",
+            service_warnings(scratch),
+            orders_placed_trail(&output, scratch, name)
         ),
     }
+}
+
+/// For a failure's message: what every service logged about each order
+/// the scenario placed (its "placed order <id>" lines), and where a copy
+/// of the services' logs is kept (beside the screenshots), since the data
+/// directory is gone once the test ends.
+fn orders_placed_trail(output: &str, data_dir: &Path, scenario: &str) -> String {
+    const LAST: usize = 40;
+    let kept = screenshot_dir().with_file_name(format!("browser-logs-{scenario}"));
+    let _ = std::fs::remove_dir_all(&kept);
+    let copied = std::fs::create_dir_all(&kept).is_ok()
+        && std::fs::read_dir(data_dir.join("logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .all(|log| std::fs::copy(log.path(), kept.join(log.file_name())).is_ok());
+    let mut report = if copied {
+        format!("the services' logs are kept in {}\n", kept.display())
+    } else {
+        String::new()
+    };
+    let ids = output
+        .lines()
+        .filter_map(|l| l.split("placed order ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next());
+    for id in ids {
+        for service in std::iter::once("gateway").chain(gateway::SERVICES.iter().copied()) {
+            let log = std::fs::read_to_string(data_dir.join(format!("logs/{service}.log")))
+                .unwrap_or_default();
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains(id)).collect();
+            if !lines.is_empty() {
+                report.push_str(&format!(
+                    "--- {service} on order {id}: {} lines, the last {}:\n{}\n",
+                    lines.len(),
+                    lines.len().min(LAST),
+                    lines[lines.len().saturating_sub(LAST)..].join("\n")
+                ));
+            }
+        }
+    }
+    report
 }
 
 /// The warnings and errors each service logged under `data_dir/logs`
@@ -152,10 +195,13 @@ fn in_a_browser_a_customer_watches_an_order_arrive_and_ops_breaks_delivery() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Fast enough to keep the test short, slow enough for the courier to
     // be seen moving on the map.
-    let p = Platform::start_with(
+    // orders at debug: a saga that pauses says why (CI once saw an order
+    // placed while delivery was down stay AWAITING_RESTAURANT).
+    let p = Platform::start_with_env(
         dir.path(),
         free_base_port(),
         &["--sim-speed", "50", "--prep-secs", "30"],
+        &[("RUST_LOG", "info,orders=debug")],
     );
     scenario(&p, "customer", dir.path());
     scenario(&p, "ops", dir.path());

@@ -315,12 +315,16 @@ impl Orchestrator {
         deadline: Option<Instant>,
     ) {
         let Some(_claim) = self.claim(id) else {
+            tracing::debug!(order_id = %id, "the saga is being driven here already");
             return;
         };
         // Across replicas: the lease in the order's row.
         match self.renew_lease(id).await {
             Ok(true) => {}
-            Ok(false) => return,
+            Ok(false) => {
+                tracing::debug!(order_id = %id, "another process holds the saga's lease");
+                return;
+            }
             Err(e) => {
                 tracing::debug!(order_id = %id, error = %e, "cannot take the saga's lease");
                 return;
@@ -428,6 +432,9 @@ impl Orchestrator {
                 let answer = self.execute(&order, command).await;
                 metrics::histogram!("saga_step_duration_seconds", "step" => command.step())
                     .record(started.elapsed().as_secs_f64());
+                // A saga's trail, step by step, for when one seems stuck.
+                tracing::debug!(order_id = %id, step = command.step(),
+                    ms = started.elapsed().as_millis() as u64, answered = answer.is_ok(), "saga step");
                 let (events, facts) = match answer {
                     Ok(answer) => {
                         metrics::counter!("saga_steps_total", "step" => command.step(), "outcome" => "answered").increment(1);
