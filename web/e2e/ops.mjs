@@ -4,7 +4,7 @@
 // unavailable); ops starts delivery and the order gets a courier.
 
 import assert from 'node:assert/strict';
-import { demoLogin, finish, launch, log, onAPhone, order, shot, statusOf, until, watchOrder } from './lib.mjs';
+import { demoLogin, finish, launch, log, onAPhone, order, searchResult, shot, statusOf, until, watchOrder } from './lib.mjs';
 
 const s = await launch();
 const ops = await s.person('ops');
@@ -71,10 +71,7 @@ assert.ok(await ops.locator('#problem').isHidden(), 'the restart reported a prob
 log('restarted payments from the ops page');
 // Restaurants down: a menu the customer has seen comes from the gateway's
 // edge cache, marked as the last copy; it comes back fresh on return.
-await customer.goto('/#/restaurants');
-await customer.getByLabel('Search').fill('sakura');
-await customer.getByRole('button', { name: 'Search' }).click();
-await customer.locator('#restaurant-list a').first().click();
+await (await searchResult(customer, 'sakura')).click();
 await customer.locator('.menu-item').first().waitFor();
 const menuUrl = customer.url();
 await ops.locator('[data-control="kill-restaurants"]').click();
