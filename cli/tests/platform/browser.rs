@@ -126,7 +126,6 @@ fn scenario(p: &Platform, name: &str, scratch: &Path) {
 /// of the services' logs is kept (beside the screenshots), since the data
 /// directory is gone once the test ends.
 fn orders_placed_trail(output: &str, data_dir: &Path, scenario: &str) -> String {
-    const LAST: usize = 40;
     let kept = screenshot_dir().with_file_name(format!("browser-logs-{scenario}"));
     let _ = std::fs::remove_dir_all(&kept);
     let copied = std::fs::create_dir_all(&kept).is_ok()
@@ -145,19 +144,9 @@ fn orders_placed_trail(output: &str, data_dir: &Path, scenario: &str) -> String 
         .filter_map(|l| l.split("placed order ").nth(1))
         .filter_map(|rest| rest.split_whitespace().next());
     for id in ids {
-        for service in std::iter::once("gateway").chain(gateway::SERVICES.iter().copied()) {
-            let log = std::fs::read_to_string(data_dir.join(format!("logs/{service}.log")))
-                .unwrap_or_default();
-            let lines: Vec<&str> = log.lines().filter(|l| l.contains(id)).collect();
-            if !lines.is_empty() {
-                report.push_str(&format!(
-                    "--- {service} on order {id}: {} lines, the last {}:\n{}\n",
-                    lines.len(),
-                    lines.len().min(LAST),
-                    lines[lines.len().saturating_sub(LAST)..].join("\n")
-                ));
-            }
-        }
+        report.push_str(&log_lines(data_dir, &format!("on order {id}"), 40, |l| {
+            l.contains(id)
+        }));
     }
     report
 }
@@ -166,21 +155,25 @@ fn orders_placed_trail(output: &str, data_dir: &Path, scenario: &str) -> String 
 /// (the last few of each), for a failure's message: the data directory
 /// is gone once the test ends.
 fn service_warnings(data_dir: &Path) -> String {
-    const LAST: usize = 20;
+    log_lines(data_dir, "warnings and errors", 20, |l| {
+        l.contains("\"WARN\"") || l.contains("\"ERROR\"")
+    })
+}
+
+/// The last `last` lines each service logged under `data_dir/logs` that
+/// `pick` keeps, headed by the service and `what`.
+fn log_lines(data_dir: &Path, what: &str, last: usize, pick: impl Fn(&str) -> bool) -> String {
     let mut report = String::new();
     for service in std::iter::once("gateway").chain(gateway::SERVICES.iter().copied()) {
         let log = std::fs::read_to_string(data_dir.join(format!("logs/{service}.log")))
             .unwrap_or_default();
-        let lines: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\""))
-            .collect();
+        let lines: Vec<&str> = log.lines().filter(|l| pick(l)).collect();
         if !lines.is_empty() {
             report.push_str(&format!(
-                "--- {service}: {} warnings and errors, the last {}:\n{}\n",
+                "--- {service}, {what}: {} lines, the last {}:\n{}\n",
                 lines.len(),
-                lines.len().min(LAST),
-                lines[lines.len().saturating_sub(LAST)..].join("\n")
+                lines.len().min(last),
+                lines[lines.len().saturating_sub(last)..].join("\n")
             ));
         }
     }
